@@ -1,0 +1,94 @@
+/**
+ * The one place that starts processes. Commands are data (argv built by pure functions elsewhere); this
+ * module runs them and turns failures into ProcessError.
+ */
+import { execa } from 'execa';
+import { ProcessError } from '../errors.js';
+
+export interface RunOptions {
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly input?: string | Buffer;
+  /** Kill the process (group, when `detached`) after this many milliseconds. */
+  readonly timeoutMs?: number;
+  /** Start in its own process group, so a timeout kills the whole tree. */
+  readonly detached?: boolean;
+}
+
+export interface RunResult<T> {
+  readonly stdout: T;
+  readonly stderr: string;
+  readonly exitCode: number | undefined;
+  readonly timedOut: boolean;
+}
+
+/** Fallback identity so commits work on machines where git has no user configured. */
+const IDENTITY_ENV: Record<string, string> = {
+  GIT_AUTHOR_NAME: process.env['GIT_AUTHOR_NAME'] ?? 'minipach',
+  GIT_AUTHOR_EMAIL: process.env['GIT_AUTHOR_EMAIL'] ?? 'minipach@localhost',
+  GIT_COMMITTER_NAME: process.env['GIT_COMMITTER_NAME'] ?? 'minipach',
+  GIT_COMMITTER_EMAIL: process.env['GIT_COMMITTER_EMAIL'] ?? 'minipach@localhost',
+};
+let identityEnv: Record<string, string> | undefined;
+
+async function defaultEnv(): Promise<Record<string, string>> {
+  if (!identityEnv) {
+    const r = await execa('git', ['config', '--get', 'user.email'], { reject: false });
+    identityEnv = r.exitCode === 0 && r.stdout.trim() ? {} : IDENTITY_ENV;
+  }
+  return identityEnv;
+}
+
+async function exec(argv: readonly string[], opts: RunOptions, encoding: 'utf8' | 'buffer') {
+  const [file, ...args] = argv;
+  const child = execa(file!, args, {
+    cwd: opts.cwd,
+    env: { ...(await defaultEnv()), ...opts.env },
+    input: opts.input,
+    reject: false,
+    encoding,
+    stripFinalNewline: false,
+    maxBuffer: 1024 * 1024 * 1024,
+    detached: opts.detached,
+    // With `detached`, kill the whole process group on timeout (a negative pid), not just the leader.
+    ...(opts.timeoutMs && !opts.detached ? { timeout: opts.timeoutMs } : {}),
+  });
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.timeoutMs && opts.detached) {
+    timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }, opts.timeoutMs);
+  }
+  const r = await child;
+  if (timer) clearTimeout(timer);
+  if (r.failed && r.exitCode === undefined && !r.signal && !timedOut && !r.timedOut) {
+    throw new ProcessError(argv, undefined, `${r.shortMessage}`);
+  }
+  return { r, timedOut: timedOut || Boolean(r.timedOut) };
+}
+
+/** Runs a command; throws ProcessError on a non-zero exit. */
+export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<string> {
+  const res = await runUnchecked(argv, opts);
+  if (res.exitCode !== 0) throw new ProcessError(argv, res.exitCode, res.stderr);
+  return res.stdout;
+}
+
+/** Runs a command and returns its result whatever the exit code. */
+export async function runUnchecked(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult<string>> {
+  const { r, timedOut } = await exec(argv, opts, 'utf8');
+  return { stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode, timedOut };
+}
+
+/** Runs a command whose output is binary; throws ProcessError on a non-zero exit. */
+export async function runBuffer(argv: readonly string[], opts: RunOptions = {}): Promise<Buffer> {
+  const { r } = await exec(argv, opts, 'buffer');
+  if (r.exitCode !== 0) throw new ProcessError(argv, r.exitCode, Buffer.from(r.stderr as unknown as Uint8Array).toString());
+  return Buffer.from(r.stdout as unknown as Uint8Array);
+}

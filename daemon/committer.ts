@@ -1,0 +1,186 @@
+/**
+ * The committer: the only writer of the branch. It turns results into commits with git plumbing (a private
+ * index, write-tree, commit-tree) and moves the branch with update-ref only from the head it built on, so
+ * nobody's commit is ever dropped: if the branch moved meanwhile, the same results are re-applied on the
+ * new head. A working tree that has the branch checked out then follows, as a fast-forward would.
+ */
+import path from 'node:path';
+import { rm } from 'node:fs/promises';
+import { BranchMovedError, PathEscapeError } from './errors.js';
+import type { IndexChange, LsTreeEntry } from './adapters/git.js';
+import { runUnchecked } from './adapters/process.js';
+import { annexKeyFromLinkTarget, retargetAnnexLink } from './core/content-key.js';
+import { BOOKKEEPING_DIR, inputFingerprints, markerContent } from './core/identity.js';
+import type { DatumPlan } from './core/plan.js';
+import { formatBatchMessage, formatRunMessage, type DataladRunRecord, type LinkEntry, type RemoveEntry } from './core/record.js';
+import type { ResourceUsage, ResultRecord } from './core/results.js';
+import { SPEC_FILE } from './core/spec.js';
+import { isAtOrBelow, MODE_SYMLINK, normalizeDatasetPath } from './core/tree.js';
+import type { Dataset } from './dataset.js';
+
+export interface ComputedResult {
+  readonly plan: DatumPlan;
+  readonly transformKey: string;
+  /** The worker's run commit holding the outputs; undefined when the command wrote nothing. */
+  readonly runCommit: string | undefined;
+  readonly record: DataladRunRecord;
+  readonly resources: ResourceUsage;
+}
+
+export interface LinkRequest {
+  readonly plan: DatumPlan;
+  readonly transformKey: string;
+  readonly source: ResultRecord;
+}
+
+export interface Integrated {
+  readonly head: string;
+  /** Datum (pipeline/name) -> the commit that put its outputs on the branch. */
+  readonly commits: ReadonlyMap<string, string>;
+  /** Set when the checked-out working tree could not follow the branch. */
+  readonly worktreeWarning?: string;
+}
+
+const MAX_RETRIES = 10;
+
+/** Entries of a datum's output directory that belong to it (for a `/` datum: all but spec.yml and bookkeeping). */
+function datumOutputs(entries: readonly LsTreeEntry[], pipeline: string, outputDir: string): LsTreeEntry[] {
+  return entries.filter(
+    (e) => isAtOrBelow(e.path, outputDir) && (outputDir !== pipeline || (e.path !== `${pipeline}/${SPEC_FILE}` && !isAtOrBelow(e.path, `${pipeline}/${BOOKKEEPING_DIR}`))),
+  );
+}
+
+export class Committer {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly ds: Dataset) {}
+
+  /** Integrates results; calls are serialised, so there is one writer even with concurrent callers. */
+  integrate(computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
+    const next = this.chain.then(() => this.integrateNow(computed, links, removals));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async integrateNow(computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
+    const repo = this.ds.repo;
+    const runTrees = new Map<string, LsTreeEntry[]>();
+    for (const c of computed) {
+      const entries = c.runCommit ? datumOutputs(await repo.lsTree(c.runCommit, c.plan.outputDir), c.plan.pipeline, c.plan.outputDir) : [];
+      await this.checkOutputs(c.plan, entries);
+      runTrees.set(c.plan.marker, entries);
+    }
+    const linkTrees = new Map<string, LsTreeEntry[]>();
+    for (const l of links) linkTrees.set(l.plan.marker, await this.linkedEntries(l));
+    const markerBlobs = new Map<string, string>();
+    for (const p of [...computed.map((c) => c.plan), ...links.map((l) => l.plan)]) {
+      markerBlobs.set(p.marker, await repo.writeBlob(markerContent(p.pipeline, p.name, p.key)));
+    }
+
+    const indexFile = path.join(this.ds.stateDir, `commit-index-${process.pid}`);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const head = (await repo.resolve(this.ds.ref))!;
+        const headTree = await repo.lsTree(head);
+        const replace = (p: DatumPlan, entries: readonly LsTreeEntry[]): IndexChange[] => [
+          ...datumOutputs(headTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path })),
+          ...entries.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })),
+          { path: p.marker, mode: '100644', oid: markerBlobs.get(p.marker)! },
+        ];
+        const commits = new Map<string, string>();
+        let tip = head;
+        for (const c of computed) {
+          const message = formatRunMessage(c.record, {
+            version: 1,
+            pipeline: c.plan.pipeline,
+            datum: c.plan.name,
+            key: c.plan.key,
+            transform_key: c.transformKey,
+            inputs: inputFingerprints(c.plan.datum!),
+            resources: c.resources,
+            join_key: c.plan.datum!.joinKey,
+            group_key: c.plan.datum!.groupKey,
+          });
+          tip = await repo.commitChanges(tip, replace(c.plan, runTrees.get(c.plan.marker)!), message, indexFile);
+          commits.set(`${c.plan.pipeline}/${c.plan.name}`, tip);
+        }
+        if (links.length || removals.length) {
+          const changes = [
+            ...links.flatMap((l) => replace(l.plan, linkTrees.get(l.plan.marker)!)),
+            ...removals.flatMap((r) => [...datumOutputs(headTree, r.pipeline, r.outputDir).map((e) => ({ path: e.path })), { path: r.marker }]),
+          ];
+          const linkEntries: LinkEntry[] = links.map((l) => ({
+            pipeline: l.plan.pipeline,
+            datum: l.plan.name,
+            key: l.plan.key,
+            source: { pipeline: l.source.pipeline, datum: l.source.datum },
+            run_commit: l.source.runCommit,
+            transform_key: l.transformKey,
+            inputs: inputFingerprints(l.plan.datum!),
+          }));
+          const removeEntries: RemoveEntry[] = removals.map((r) => ({ pipeline: r.pipeline, datum: r.name, key: r.key }));
+          tip = await repo.commitChanges(tip, changes, formatBatchMessage(linkEntries, removeEntries), indexFile);
+          for (const p of [...links.map((l) => l.plan), ...removals]) commits.set(`${p.pipeline}/${p.name}`, tip);
+        }
+        if (tip === head) return { head, commits };
+        try {
+          await repo.moveRef(this.ds.ref, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
+        } catch (e) {
+          if (e instanceof BranchMovedError && attempt < MAX_RETRIES) continue;
+          throw e;
+        }
+        const worktreeWarning = await this.followInWorkingTree(head, tip);
+        return { head: tip, commits, worktreeWarning };
+      }
+    } finally {
+      await rm(indexFile, { force: true });
+    }
+  }
+
+  /** The source result's outputs, placed at this datum's path (annex links re-pointed for the new depth). */
+  private async linkedEntries(l: LinkRequest): Promise<LsTreeEntry[]> {
+    const src = l.source;
+    const srcDir = src.datum === '' ? src.pipeline : `${src.pipeline}/${src.datum}`;
+    const entries = datumOutputs(await this.ds.repo.lsTree(src.commit, srcDir), src.pipeline, srcDir);
+    const links = await this.ds.repo.readBlobs(entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => e.oid));
+    const out: LsTreeEntry[] = [];
+    for (const e of entries) {
+      const rel = srcDir === e.path ? '' : e.path.slice(srcDir.length + 1);
+      const dest = rel ? `${l.plan.outputDir}/${rel}` : l.plan.outputDir;
+      let oid = e.oid;
+      const target = links.get(e.oid)?.toString('utf8');
+      if (e.mode === MODE_SYMLINK && target !== undefined) {
+        const retargeted = retargetAnnexLink(target, dest);
+        if (retargeted !== target) oid = await this.ds.repo.writeBlob(retargeted);
+      }
+      out.push({ ...e, path: dest, oid });
+    }
+    return out;
+  }
+
+  /** Refuses outputs that are symlinks leading out of the dataset (other than into the annex). */
+  private async checkOutputs(p: DatumPlan, entries: readonly LsTreeEntry[]): Promise<void> {
+    const links = await this.ds.repo.readBlobs(entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => e.oid));
+    for (const e of entries) {
+      const target = links.get(e.oid)?.toString('utf8');
+      if (target === undefined || annexKeyFromLinkTarget(target)) continue;
+      const resolved = target.startsWith('/') ? undefined : normalizeDatasetPath(path.posix.join(path.posix.dirname(e.path), target));
+      if (resolved === undefined) throw new PathEscapeError(`${e.path} -> ${target}`, `output of ${p.pipeline}/${p.name || '.'}`);
+    }
+  }
+
+  /**
+   * When the branch is checked out here, update index and files from the old head to the new one
+   * (`read-tree -m -u`, a two-way merge: local changes are kept, and a conflicting one stops the update).
+   */
+  private async followInWorkingTree(oldHead: string, newHead: string): Promise<string | undefined> {
+    if (this.ds.bare || (await this.ds.repo.currentBranch()) !== this.ds.branch) return undefined;
+    const r = await runUnchecked(['git', 'read-tree', '-m', '-u', oldHead, newHead], { cwd: this.ds.dir });
+    if (r.exitCode === 0) return undefined;
+    return (
+      `the branch ${this.ds.branch} moved to ${newHead.slice(0, 12)}, but your working tree has uncommitted changes that conflict ` +
+      `with the new results, so it was left as it was (${r.stderr.trim().split('\n')[0]}). Commit or stash your changes, then run: ` +
+      `git read-tree -m -u ${oldHead.slice(0, 12)} HEAD`
+    );
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The shell command recorded for a datum. It must be self-contained: `datalad rerun` on a plain clone,
+ * without minipach, reproduces the outputs. So every variable the transform sees is written into the
+ * command with its concrete value, and the output directory is created by the command itself.
+ */
+import type { Datum } from './datums.js';
+import type { PipelineSpec } from './spec.js';
+
+/** POSIX shell single-quoting. */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * datalad formats the command with Python's str.format, so literal braces must be doubled. Its own
+ * placeholders (`{inputs}`, `{outputs}`, `{inputs[0]}`, `{pwd}`, `{dspath}`) are left for datalad to fill.
+ */
+export function escapeForDatalad(cmd: string): string {
+  const placeholder = /\{(?:inputs|outputs|pwd|dspath)(?:\[\d+\])?\}/g;
+  const parts = cmd.split(placeholder);
+  const kept = cmd.match(placeholder) ?? [];
+  return parts.map((p, i) => p.replace(/\{/g, '{{').replace(/\}/g, '}}') + (kept[i] ?? '')).join('');
+}
+
+/** The environment the transform sees for a datum: minipach's names and Pachyderm's. */
+export function datumEnv(spec: PipelineSpec, datum: Datum, outDir: string): Record<string, string> {
+  const env: Record<string, string> = { ...spec.transform.env };
+  env['MINIPACH_PIPELINE'] = spec.name;
+  env['MINIPACH_DATUM'] = datum.name;
+  env['MINIPACH_OUT'] = outDir;
+  const byName = new Map<string, string[]>();
+  for (const i of datum.inputs) byName.set(i.name, [...(byName.get(i.name) ?? []), i.path]);
+  for (const [name, paths] of byName) {
+    // Several matches under one name (group, union) are listed space-separated.
+    env[`MINIPACH_IN_${name}`] = paths.join(' ');
+    env[name] = paths.join(' ');
+  }
+  for (const i of datum.inputs) {
+    if (i.joinOn !== undefined) env[`PACH_DATUM_${i.name}_JOIN_ON`] = i.joinOn;
+    if (i.groupBy !== undefined) env[`PACH_DATUM_${i.name}_GROUP_BY`] = i.groupBy;
+  }
+  if (datum.joinKey !== undefined) env['MINIPACH_JOIN_KEY'] = datum.joinKey;
+  if (datum.groupKey !== undefined) env['MINIPACH_GROUP_KEY'] = datum.groupKey;
+  return env;
+}
+
+/**
+ * `mkdir -p OUT && env K=V... cmd args` with stdin given as a quoted here-document. When cmd ends in `-c`
+ * (as in `cmd: [sh, -c]`), the stdin lines are its script argument instead, which is what that form means.
+ */
+export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string): string {
+  const env = datumEnv(spec, datum, outDir);
+  const envPart = Object.keys(env)
+    .sort()
+    .filter((k) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+    .map((k) => shellQuote(`${k}=${env[k]}`))
+    .join(' ');
+  const { cmd, stdin } = spec.transform;
+  const script = stdin.join('\n');
+  let run: string;
+  if (stdin.length && cmd[cmd.length - 1] === '-c') run = [...cmd, script].map(shellQuote).join(' ');
+  else if (stdin.length) {
+    let tag = 'MINIPACH_STDIN';
+    while (script.includes(tag)) tag += '_';
+    run = `${cmd.map(shellQuote).join(' ')} <<'${tag}'\n${script}\n${tag}`;
+  } else run = cmd.map(shellQuote).join(' ');
+  return escapeForDatalad(`mkdir -p ${shellQuote(outDir)} && env ${envPart} ${run}`);
+}

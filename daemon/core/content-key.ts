@@ -1,0 +1,58 @@
+/**
+ * Content keys from what git stores, without reading file content: annexed files are symlinks whose target
+ * ends in the key, or unlocked pointer files holding `/annex/objects/KEY`; plain git files are their blob id.
+ * Pure parsers; the bulk reading is in snapshot.ts.
+ */
+
+/** The annex key a symlink target points at, e.g. `../../.git/annex/objects/F4/53/K/K` -> `K`. */
+export function annexKeyFromLinkTarget(target: string): string | undefined {
+  const i = target.lastIndexOf('/annex/objects/');
+  if (i < 0) return undefined;
+  const key = target.slice(target.lastIndexOf('/') + 1);
+  return isAnnexKey(key) ? key : undefined;
+}
+
+/** The annex key in an unlocked file's pointer content (`/annex/objects/KEY\n`). */
+export function annexKeyFromPointer(content: string): string | undefined {
+  if (!content.startsWith('/annex/objects/')) return undefined;
+  const key = content.slice('/annex/objects/'.length).split('\n', 1)[0]!.trim();
+  return isAnnexKey(key) && !key.includes('/') ? key : undefined;
+}
+
+/** Pointer files are tiny; only blobs under this size can be one, so only those are read. */
+export const MAX_POINTER_SIZE = 1024;
+
+/** `BACKEND-[fields-]-NAME`, e.g. `MD5E-s6--b1946ac92492d2347c6235b4d2611184.txt`. */
+export function isAnnexKey(s: string): boolean {
+  return /^[A-Z0-9]+E?-[^/]*--[^/]+$/.test(s);
+}
+
+/**
+ * The key as compared in datum keys: the extension of `*E` backends is dropped
+ * (`MD5E-s6--<md5>.txt` ~ `MD5E-s6--<md5>`), because the relative path, which holds the extension,
+ * is already part of the datum key. Other backends' keys are used as they are.
+ */
+export function comparableAnnexKey(key: string): string {
+  const sep = key.indexOf('--');
+  const backend = key.slice(0, key.indexOf('-'));
+  if (sep < 0 || !backend.endsWith('E')) return key;
+  const name = key.slice(sep + 2);
+  const dot = name.indexOf('.');
+  return dot < 0 ? key : key.slice(0, sep + 2) + name.slice(0, dot);
+}
+
+/** Content key of a file kept in git itself. */
+export function gitContentKey(oid: string): string {
+  return `GIT-${oid}`;
+}
+
+/**
+ * The relative symlink an annexed file at `path` needs to reach the object store, given any other link
+ * target for the same key (the part from `.git/annex/objects/` on is path-independent).
+ */
+export function retargetAnnexLink(target: string, path: string): string {
+  const i = target.indexOf('.git/annex/objects/');
+  if (i < 0) return target;
+  const depth = path.split('/').length - 1;
+  return '../'.repeat(depth) + target.slice(i);
+}

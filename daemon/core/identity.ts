@@ -1,0 +1,92 @@
+/**
+ * Datum identity. The datum *name* says which files a datum is (where its outputs go); the datum *key* says
+ * what they contain and what is done to them, so equal keys can share one result.
+ *
+ * key = hash(['Datum', transformKey, inputs]) where inputs lists, per input, its name and every file's
+ * content key with its path relative to the matched path. Matched names join the key only with
+ * `identity: path`. Left out on purpose, because they cannot change outputs: datum_tries, datum_timeout,
+ * description, the glob itself (its effect is already in the relative paths), the pipeline's name.
+ */
+import { hashStruct, gitBlobOid, type Hashable } from './hash.js';
+import type { Datum } from './datums.js';
+import type { PipelineSpec } from './spec.js';
+import { entriesUnder, joinPath, type TreeSnapshot } from './tree.js';
+
+export interface CodeFile {
+  readonly path: string;
+  readonly key: string;
+}
+
+export interface TransformIdentity {
+  readonly key: string;
+  readonly code: readonly CodeFile[];
+}
+
+/** Thrown when a `code` path names nothing in the tree; the planner turns it into a SpecError. */
+export class MissingCodePath extends Error {
+  constructor(readonly index: number, readonly path: string) {
+    super(`code path "${path}" does not exist in this commit`);
+  }
+}
+
+export function transformIdentity(spec: PipelineSpec, snapshot: TreeSnapshot): TransformIdentity {
+  const code: CodeFile[] = [];
+  spec.transform.code.forEach((p, i) => {
+    const files = entriesUnder(snapshot, p);
+    if (!files.length) throw new MissingCodePath(i, p);
+    for (const f of files) code.push({ path: f.path, key: f.contentKey });
+  });
+  const t = spec.transform;
+  const key = hashStruct([
+    'Transform',
+    { cmd: [...t.cmd], stdin: [...t.stdin], env: { ...t.env }, image: t.image, code: code.map((c) => [c.path, c.key]) },
+  ]);
+  return { key, code };
+}
+
+/** Per input: name and (relative path, content key) of every file. This is what a result records as its inputs. */
+export type InputFingerprint = { readonly name: string; readonly path: string; readonly files: readonly (readonly [string, string])[] };
+
+export function inputFingerprints(datum: Datum): InputFingerprint[] {
+  return datum.inputs.map((i) => ({ name: i.name, path: i.path, files: i.files.map((f) => [f.rel, f.entry.contentKey] as const) }));
+}
+
+export function datumKey(transformKey: string, datum: Datum, identity: 'content' | 'path'): string {
+  const inputs: Hashable[] = datum.inputs
+    .map((i) => [i.name, identity === 'path' ? i.path : '', i.files.map((f) => [f.rel, f.entry.contentKey])] as Hashable)
+    .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+  return hashStruct(['Datum', transformKey, inputs, identity === 'path' ? datum.name : '']);
+}
+
+/** Where a datum's outputs go. */
+export function outputDir(pipeline: string, datumName: string): string {
+  return joinPath(pipeline, datumName);
+}
+
+/** minipach's bookkeeping directory inside a pipeline: never an output, never seen downstream. */
+export const BOOKKEEPING_DIR = '.minipach';
+
+/**
+ * The marker file recording which datum key produced the outputs now at a datum's path. Its content is a
+ * function of (pipeline, datum, key) alone, so the planner can tell "current" from the blob id in the tree
+ * without reading any blob.
+ */
+export function markerPath(pipeline: string, datumName: string): string {
+  return datumName === '' ? `${pipeline}/${BOOKKEEPING_DIR}/root.datum` : `${pipeline}/${BOOKKEEPING_DIR}/datums/${datumName}.datum`;
+}
+
+/** The datum name a marker path records, or undefined if the path is not a marker of `pipeline`. */
+export function datumNameOfMarker(pipeline: string, path: string): string | undefined {
+  if (path === `${pipeline}/${BOOKKEEPING_DIR}/root.datum`) return '';
+  const prefix = `${pipeline}/${BOOKKEEPING_DIR}/datums/`;
+  if (path.startsWith(prefix) && path.endsWith('.datum')) return path.slice(prefix.length, -'.datum'.length);
+  return undefined;
+}
+
+export function markerContent(pipeline: string, datumName: string, key: string): string {
+  return JSON.stringify({ pipeline, datum: datumName, key }) + '\n';
+}
+
+export function markerOid(pipeline: string, datumName: string, key: string): string {
+  return gitBlobOid(markerContent(pipeline, datumName, key));
+}

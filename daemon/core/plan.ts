@@ -1,0 +1,339 @@
+/**
+ * The plan: a pure function of a tree snapshot, the specs found in it and the result index. No git, no
+ * Redis, no processes. Every datum gets an action and a reason, in the spirit of Pachyderm's skip rule
+ * ("skip a datum if it is current and succeeded before") and redun's explained cache misses.
+ */
+import { SpecError } from '../errors.js';
+import { createDatums, DatumCollision, type Datum, type RepoView } from './datums.js';
+import {
+  BOOKKEEPING_DIR,
+  datumKey,
+  datumNameOfMarker,
+  inputFingerprints,
+  markerOid,
+  markerPath,
+  MissingCodePath,
+  outputDir,
+  transformIdentity,
+  type InputFingerprint,
+  type TransformIdentity,
+} from './identity.js';
+import type { FailureRecord, ResultIndex, ResultRecord } from './results.js';
+import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
+import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
+
+export type Action = 'compute' | 'link' | 'skip' | 'remove' | 'blocked';
+
+export interface DatumPlan {
+  readonly pipeline: string;
+  readonly name: string;
+  /** The datum key; for `remove`, the key its outputs had (`` when unknown). */
+  readonly key: string;
+  readonly action: Action;
+  readonly reason: string;
+  readonly outputDir: string;
+  readonly marker: string;
+  /** The datum (absent for `remove`). */
+  readonly datum?: Datum;
+  /** For `link`: the result to reuse, or the datum computing the same key in this plan. */
+  readonly source?: ResultRecord | { readonly pending: DatumPlan };
+}
+
+export type PipelineStatus = 'ready' | 'invalid' | 'disabled';
+
+export interface PipelinePlan {
+  readonly name: string;
+  readonly file: string;
+  readonly status: PipelineStatus;
+  /** Why the pipeline is invalid or disabled. */
+  readonly error?: SpecError;
+  readonly notes: readonly string[];
+  readonly upstream: readonly string[];
+  readonly spec?: PipelineSpec;
+  readonly transform?: TransformIdentity;
+  readonly datums: readonly DatumPlan[];
+}
+
+export interface Plan {
+  readonly commit: string;
+  /** In dependency order: a pipeline comes after every pipeline it reads. */
+  readonly pipelines: readonly PipelinePlan[];
+}
+
+export interface PlanInput {
+  readonly snapshot: TreeSnapshot;
+  /** Pipeline name -> its spec, or the error that disables it. */
+  readonly specs: ReadonlyMap<string, PipelineSpec | SpecError>;
+  readonly index: ResultIndex;
+}
+
+export function planDataset({ snapshot, specs, index }: PlanInput): Plan {
+  const names = [...specs.keys()].sort();
+  const upstreamOf = new Map(names.map((n) => [n, upstreamPipelines(specs.get(n)!, names)] as const));
+  const order = topologicalOrder(names, upstreamOf);
+  const outputs = new PipelineOutputs(snapshot);
+  const byName = new Map<string, PipelinePlan>();
+  const pendingByKey = new Map<string, DatumPlan>();
+  const previous = new PreviousResults(index);
+
+  for (const name of [...order.sorted, ...order.cyclic]) {
+    const spec = specs.get(name)!;
+    const file = `${name}/${SPEC_FILE}`;
+    const upstream = upstreamOf.get(name)!;
+    const base = { name, file, upstream, datums: [] as DatumPlan[] };
+    if (spec instanceof SpecError) {
+      byName.set(name, { ...base, status: 'invalid', error: spec, notes: [] });
+      continue;
+    }
+    if (order.cyclic.includes(name)) {
+      const err = new SpecError(file, undefined, 'input', `pipelines ${order.cyclic.join(', ')} read each other in a cycle`, 'pipelines must form a DAG');
+      byName.set(name, { ...base, status: 'invalid', error: err, notes: [], spec });
+      continue;
+    }
+    const badUp = upstream.find((u) => byName.get(u)!.status !== 'ready');
+    if (badUp) {
+      const err = new SpecError(file, undefined, 'input', `upstream pipeline "${badUp}" is ${byName.get(badUp)!.status}`, `fix ${badUp}/${SPEC_FILE} first`);
+      byName.set(name, { ...base, status: 'disabled', error: err, notes: [...spec.notes], spec });
+      continue;
+    }
+    try {
+      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous }));
+    } catch (e) {
+      if (!(e instanceof SpecError)) throw e;
+      byName.set(name, { ...base, status: 'invalid', error: e, notes: [...spec.notes], spec });
+    }
+  }
+  return { commit: snapshot.commit, pipelines: order.sorted.concat(order.cyclic).map((n) => byName.get(n)!) };
+}
+
+interface PlanContext {
+  readonly snapshot: TreeSnapshot;
+  readonly index: ResultIndex;
+  readonly outputs: PipelineOutputs;
+  readonly byName: ReadonlyMap<string, PipelinePlan>;
+  /** Datum key -> the first datum of this plan that computes it; later ones link to it. */
+  readonly pendingByKey: Map<string, DatumPlan>;
+  readonly previous: PreviousResults;
+}
+
+function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: PlanContext): PipelinePlan {
+  const { snapshot, index, outputs } = ctx;
+  let transform: TransformIdentity;
+  try {
+    transform = transformIdentity(spec, snapshot);
+  } catch (e) {
+    if (e instanceof MissingCodePath) {
+      throw new SpecError(spec.file, undefined, `transform.code[${e.index}]`, `"${e.path}" does not exist in commit ${snapshot.commit.slice(0, 12)}`, 'commit the file or fix the path');
+    }
+    throw e;
+  }
+  const view: RepoView = (repo) => {
+    const owner = upstream.find((u) => isAtOrBelow(repo, u));
+    const entries = entriesUnder(snapshot, repo);
+    return owner === undefined ? entries : entries.filter((e) => outputs.isOutput(owner, e.path));
+  };
+  let datums: Datum[];
+  try {
+    datums = createDatums(spec.input, view);
+  } catch (e) {
+    if (e instanceof DatumCollision) {
+      throw new SpecError(spec.file, undefined, 'input', `datums ${describe(e.first)} and ${describe(e.second)} would both write ${outputDir(spec.name, e.datumName)}/`, 'give the inputs distinct names or globs');
+    }
+    throw e;
+  }
+  checkOutputDirs(spec, datums);
+
+  const notes = [...spec.notes];
+  for (const inp of pfsInputs(spec.input)) {
+    if (!view(inp.repo).length) notes.push(`input ${inp.name}: repo "${inp.repo}" has no files${upstream.some((u) => isAtOrBelow(inp.repo, u)) ? ' yet (its pipeline has no outputs)' : ''}`);
+  }
+  if (!datums.length) notes.push('the input matches no datums');
+
+  // Upstream datums whose outputs are about to change: datums reading them must wait.
+  const unsettled = upstream.flatMap((u) => ctx.byName.get(u)!.datums.filter((d) => d.action !== 'skip'));
+
+  const plans: DatumPlan[] = [];
+  const current = new Set<string>();
+  for (const datum of datums) {
+    current.add(datum.name);
+    const key = datumKey(transform.key, datum, spec.identity);
+    const base = { pipeline: spec.name, name: datum.name, key, outputDir: outputDir(spec.name, datum.name), marker: markerPath(spec.name, datum.name), datum };
+    const waitingOn = unsettled.find((u) => datum.inputs.some((i) => isAtOrBelow(u.outputDir, i.path) || isAtOrBelow(i.path, u.outputDir)));
+    if (waitingOn) {
+      plans.push({ ...base, action: 'blocked', reason: blockedReason(waitingOn, index.failures) });
+      continue;
+    }
+    const markerEntry = snapshot.byPath.get(base.marker);
+    if (markerEntry?.oid === markerOid(spec.name, datum.name, key)) {
+      plans.push({ ...base, action: 'skip', reason: 'outputs are current' });
+      continue;
+    }
+    const result = index.byKey.get(key);
+    if (result) {
+      const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${result.pipeline}/${result.datum || '.'}`;
+      plans.push({ ...base, action: 'link', reason: `same key as ${from} (${result.runCommit.slice(0, 10)})`, source: result });
+      continue;
+    }
+    const pending = ctx.pendingByKey.get(key);
+    if (pending) {
+      plans.push({ ...base, action: 'link', reason: `same key as ${pending.pipeline}/${pending.name || '.'}, computed in this run`, source: { pending } });
+      continue;
+    }
+    const plan: DatumPlan = { ...base, action: 'compute', reason: computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key) };
+    ctx.pendingByKey.set(key, plan);
+    plans.push(plan);
+  }
+  for (const m of entriesUnder(snapshot, `${spec.name}/${BOOKKEEPING_DIR}`)) {
+    const datumName = datumNameOfMarker(spec.name, m.path);
+    if (datumName === undefined || current.has(datumName)) continue;
+    const prev = ctx.previous.byMarker(m.oid);
+    plans.push({
+      pipeline: spec.name,
+      name: datumName,
+      key: prev?.key ?? '',
+      action: 'remove',
+      reason: 'the input no longer produces this datum',
+      outputDir: outputDir(spec.name, datumName),
+      marker: m.path,
+    });
+  }
+  return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: plans };
+}
+
+function describe(d: Datum): string {
+  return `"${d.name}" (${d.inputs.map((i) => i.path).join(', ')})`;
+}
+
+/** Output directories must be distinct, not nested, and clear of spec.yml and the bookkeeping dir. */
+function checkOutputDirs(spec: PipelineSpec, datums: readonly Datum[]): void {
+  const sorted = [...datums].sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (let i = 0; i < sorted.length; i++) {
+    const d = sorted[i]!;
+    if (d.name === SPEC_FILE || isAtOrBelow(d.name, BOOKKEEPING_DIR)) {
+      throw new SpecError(spec.file, undefined, 'input', `datum ${describe(d)} would write into ${spec.name}/${d.name}, which minipach reserves`, 'rename that input file or directory');
+    }
+    const next = sorted[i + 1];
+    if (next && (d.name === next.name || isAtOrBelow(next.name, d.name))) {
+      throw new SpecError(spec.file, undefined, 'input', `datums ${describe(d)} and ${describe(next)} would write overlapping outputs ${outputDir(spec.name, d.name)}/ and ${outputDir(spec.name, next.name)}/`, 'use globs that do not match both a directory and entries inside it');
+    }
+  }
+}
+
+function blockedReason(waitingOn: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): string {
+  const failure = failures.get(waitingOn.key);
+  const who = `${waitingOn.pipeline}/${waitingOn.name || '.'}`;
+  if (waitingOn.action === 'blocked') return `upstream ${who} is blocked`;
+  if (failure && waitingOn.action === 'compute') {
+    return `upstream ${who} failed${failure.exit !== undefined ? ` (exit ${failure.exit})` : ''}`;
+  }
+  return `waiting for upstream ${who} (${waitingOn.action})`;
+}
+
+function computeReason(
+  marker: TreeEntry | undefined,
+  failure: FailureRecord | undefined,
+  previous: PreviousResults,
+  pipeline: string,
+  datum: Datum,
+  transformKey: string,
+): string {
+  if (failure) return `retry: failed ${failure.tries} time${failure.tries === 1 ? '' : 's'} before (${failure.reason})`;
+  if (!marker) return 'new datum';
+  const prev = previous.byMarker(marker.oid);
+  if (!prev?.inputs) return 'outputs are from an unknown or edited key';
+  const changed = diffInputs(prev.inputs, inputFingerprints(datum));
+  if (changed.length) return `inputs changed: ${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ` and ${changed.length - 3} more` : ''}`;
+  if (prev.transformKey !== transformKey) return `transform changed (cmd, stdin, env, image or code of ${pipeline})`;
+  return 'identity settings changed';
+}
+
+function diffInputs(before: readonly InputFingerprint[], after: readonly InputFingerprint[]): string[] {
+  const flat = (fs: readonly InputFingerprint[]) => {
+    const m = new Map<string, string>();
+    for (const f of fs) for (const [rel, key] of f.files) m.set(rel ? `${f.path}/${rel}` : f.path, key);
+    return m;
+  };
+  const a = flat(before);
+  const b = flat(after);
+  const out: string[] = [];
+  for (const [p, k] of b) if (a.get(p) !== k) out.push(a.has(p) ? p : `${p} (new)`);
+  for (const p of a.keys()) if (!b.has(p)) out.push(`${p} (gone)`);
+  return out;
+}
+
+/** Finds the record behind a marker blob, to explain what changed since. Built on first use. */
+class PreviousResults {
+  private map?: Map<string, ResultRecord>;
+  constructor(private readonly index: ResultIndex) {}
+  byMarker(oid: string): ResultRecord | undefined {
+    if (!this.map) {
+      this.map = new Map();
+      for (const r of this.index.all) this.map.set(markerOid(r.pipeline, r.datum, r.key), r);
+    }
+    return this.map.get(oid);
+  }
+}
+
+/**
+ * What a pipeline's directory holds as outputs: the subtrees of the datums its markers record, never
+ * spec.yml or the bookkeeping dir.
+ */
+class PipelineOutputs {
+  private readonly dirs = new Map<string, Set<string>>();
+  constructor(private readonly snapshot: TreeSnapshot) {}
+
+  isOutput(pipeline: string, path: string): boolean {
+    if (path === `${pipeline}/${SPEC_FILE}` || isAtOrBelow(path, `${pipeline}/${BOOKKEEPING_DIR}`)) return false;
+    const dirs = this.datumDirs(pipeline);
+    if (dirs.has(pipeline)) return true;
+    for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
+      if (dirs.has(path.slice(0, i))) return true;
+    }
+    return false;
+  }
+
+  private datumDirs(pipeline: string): Set<string> {
+    let dirs = this.dirs.get(pipeline);
+    if (!dirs) {
+      dirs = new Set();
+      for (const m of entriesUnder(this.snapshot, `${pipeline}/${BOOKKEEPING_DIR}`)) {
+        const d = datumNameOfMarker(pipeline, m.path);
+        if (d !== undefined) dirs.add(outputDir(pipeline, d));
+      }
+      this.dirs.set(pipeline, dirs);
+    }
+    return dirs;
+  }
+}
+
+/** Pipelines a spec reads: those whose directory is, or contains, one of its input repos. */
+function upstreamPipelines(spec: PipelineSpec | SpecError, pipelines: readonly string[]): string[] {
+  if (spec instanceof SpecError) return [];
+  const repos = pfsInputs(spec.input).map((i) => i.repo);
+  return pipelines.filter((p) => repos.some((r) => isAtOrBelow(r, p)));
+}
+
+function topologicalOrder(names: readonly string[], upstreamOf: ReadonlyMap<string, readonly string[]>): { sorted: string[]; cyclic: string[] } {
+  const sorted: string[] = [];
+  const done = new Set<string>();
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const n of names) {
+      if (done.has(n)) continue;
+      if (upstreamOf.get(n)!.every((u) => done.has(u))) {
+        sorted.push(n);
+        done.add(n);
+        progress = true;
+      }
+    }
+  }
+  return { sorted, cyclic: names.filter((n) => !done.has(n)) };
+}
+
+/** Counts of actions, for summaries. */
+export function countActions(plan: Plan): Record<Action, number> {
+  const c: Record<Action, number> = { compute: 0, link: 0, skip: 0, remove: 0, blocked: 0 };
+  for (const p of plan.pipelines) for (const d of p.datums) c[d.action]++;
+  return c;
+}

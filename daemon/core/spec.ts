@@ -1,0 +1,282 @@
+/**
+ * spec.yml -> PipelineSpec. Pure: takes the file's path and text (read from git by the caller), validates it
+ * against SPEC_SCHEMA, then checks what a schema cannot (globs, capture references, paths), and reports the
+ * first problem as a SpecError with file, line, field and hint.
+ */
+import AjvModule, { type ErrorObject } from 'ajv/dist/2020.js';
+import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node as YamlNode } from 'yaml';
+import { SpecError } from '../errors.js';
+import { compileGlob, expandCaptureTemplate, GlobSyntaxError, type CompiledGlob } from './glob.js';
+import { SPEC_SCHEMA } from './spec-schema.js';
+import { normalizeDatasetPath } from './tree.js';
+
+export interface PfsInput {
+  readonly kind: 'pfs';
+  /** Dataset-relative directory, normalised (no leading `./`, no trailing `/`). */
+  readonly repo: string;
+  readonly glob: CompiledGlob;
+  /** Input name: `$MINIPACH_IN_<name>`; defaults to the repo's last path component. */
+  readonly name: string;
+  readonly joinOn?: string;
+  readonly outerJoin: boolean;
+  readonly groupBy?: string;
+}
+
+export interface CombinedInput {
+  readonly kind: 'cross' | 'union' | 'join' | 'group';
+  readonly inputs: readonly InputSpec[];
+}
+
+export type InputSpec = PfsInput | CombinedInput;
+
+export interface TransformSpec {
+  readonly cmd: readonly string[];
+  readonly stdin: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** Dataset-relative paths whose content keys are part of the transform's identity. */
+  readonly code: readonly string[];
+  readonly image: string | null;
+}
+
+export interface PipelineSpec {
+  /** The directory holding spec.yml. */
+  readonly name: string;
+  /** `<name>/spec.yml`. */
+  readonly file: string;
+  readonly description?: string;
+  readonly input: InputSpec;
+  readonly transform: TransformSpec;
+  readonly datumTries: number;
+  /** Seconds; undefined means no limit. */
+  readonly datumTimeout?: number;
+  readonly identity: 'content' | 'path';
+  /** Notes for the plan (e.g. accepted-but-ignored Pachyderm fields). */
+  readonly notes: readonly string[];
+}
+
+export const SPEC_FILE = 'spec.yml';
+export const DEFAULT_DATUM_TRIES = 3;
+
+const Ajv = AjvModule.default ?? AjvModule;
+const validateSchema = new Ajv({ allErrors: false, strict: false }).compile(SPEC_SCHEMA);
+
+type Path = (string | number)[];
+
+/** Looks up the line of a node (or of the key naming it) in the YAML document. */
+class Locator {
+  constructor(private readonly doc: Document, private readonly lines: LineCounter) {}
+  line(path: Path, preferKey?: string): number | undefined {
+    const node = (path.length ? this.doc.getIn(path, true) : this.doc.contents) as YamlNode | undefined;
+    if (preferKey !== undefined && isMap(node)) {
+      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === preferKey);
+      const r = (pair?.key as YamlNode | undefined)?.range;
+      if (r) return this.lines.linePos(r[0]).line;
+    }
+    // For a scalar, the line of its key reads better than that of its value.
+    let r = node?.range;
+    if (path.length) {
+      const parent = this.doc.getIn(path.slice(0, -1), true);
+      if (isMap(parent)) {
+        const pair = parent.items.find((p) => (p.key as { value?: unknown } | null)?.value === path[path.length - 1]);
+        r = (pair?.key as YamlNode | undefined)?.range ?? r;
+      } else if (isSeq(parent) && !r) r = parent.range;
+    }
+    return r ? this.lines.linePos(r[0]).line : undefined;
+  }
+}
+
+const fieldName = (path: Path) =>
+  path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : s ? `${s}.${p}` : p), '');
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+
+/** Parses and validates one spec. Returns the spec, or the SpecError that disables this pipeline. */
+export function loadSpec(file: string, text: string): PipelineSpec | SpecError {
+  try {
+    return parseSpec(file, text);
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+}
+
+function parseSpec(file: string, text: string): PipelineSpec {
+  const name = file.split('/')[0]!;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const err = doc.errors[0]!;
+    throw new SpecError(file, err.linePos?.[0].line, undefined, `invalid YAML: ${err.message.split('\n')[0]}`, 'check indentation and quoting');
+  }
+  const raw: unknown = doc.toJS();
+  const loc = new Locator(doc, lines);
+  if (raw === null || raw === undefined) throw new SpecError(file, 1, undefined, 'is empty', 'a spec needs at least input and transform');
+  if (!validateSchema(raw)) throw schemaError(file, loc, validateSchema.errors![0]!);
+
+  const obj = raw as Record<string, unknown>;
+  const get = (o: Record<string, unknown>, path: Path, key: string): [unknown, Path] => {
+    const c = key.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
+    if (c !== key && key in o && c in o) {
+      throw new SpecError(file, loc.line([...path, c]), fieldName([...path, c]), `given both as "${key}" and "${c}"`, 'keep one spelling');
+    }
+    const k = key in o ? key : c;
+    return [o[k], [...path, k]];
+  };
+  const fail = (path: Path, problem: string, hint?: string): never => {
+    throw new SpecError(file, loc.line(path), fieldName(path), problem, hint);
+  };
+
+  const notes: string[] = [];
+  const pipelineBlock = obj['pipeline'] as { name?: string } | undefined;
+  if (pipelineBlock?.name && pipelineBlock.name !== name) {
+    notes.push(`pipeline.name "${pipelineBlock.name}" is ignored: the directory name "${name}" names the pipeline`);
+  }
+
+  const input = parseInput(obj['input'] as Record<string, unknown>, ['input'], get, fail, notes);
+  const t = obj['transform'] as Record<string, unknown>;
+  const code = ((t['code'] as string[] | undefined) ?? []).map((p, i) => {
+    const n = normalizeDatasetPath(p);
+    if (n === undefined || n === '') fail(['transform', 'code', i], `"${p}" escapes the dataset or names its root`, 'give a path relative to the dataset root, without ".."');
+    return n!;
+  });
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries((t['env'] as Record<string, unknown> | undefined) ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) fail(['transform', 'env', k], `"${k}" is not a valid environment variable name`, 'use letters, digits and _');
+    env[k] = String(v);
+  }
+  const [tries] = get(obj, [], 'datum_tries');
+  const [timeout, timeoutPath] = get(obj, [], 'datum_timeout');
+  return {
+    name,
+    file,
+    description: obj['description'] as string | undefined,
+    input,
+    transform: {
+      cmd: t['cmd'] as string[],
+      stdin: (t['stdin'] as string[] | undefined) ?? [],
+      env,
+      code,
+      image: (t['image'] as string | null | undefined) ?? null,
+    },
+    datumTries: (tries as number | undefined) ?? DEFAULT_DATUM_TRIES,
+    datumTimeout: timeout === undefined ? undefined : parseDuration(timeout as string | number, () => fail(timeoutPath, 'is not a duration', 'e.g. "90s", "30m", "2h"')),
+    identity: (obj['identity'] as 'content' | 'path' | undefined) ?? 'content',
+    notes,
+  };
+}
+
+type Getter = (o: Record<string, unknown>, path: Path, key: string) => [unknown, Path];
+type Fail = (path: Path, problem: string, hint?: string) => never;
+
+function parseInput(o: Record<string, unknown>, path: Path, get: Getter, fail: Fail, notes: string[]): InputSpec {
+  const kind = Object.keys(o)[0] as 'pfs' | 'cross' | 'union' | 'join' | 'group';
+  if (kind !== 'pfs') {
+    const items = o[kind] as Record<string, unknown>[];
+    const inputs = items.map((it, i) => parseInput(it, [...path, kind, i], get, fail, notes));
+    if (kind === 'join' || kind === 'group') {
+      const key = kind === 'join' ? 'join_on' : 'group_by';
+      inputs.forEach((inp, i) => {
+        if (inp.kind !== 'pfs') fail([...path, kind, i], `a ${kind} combines pfs inputs only`, `put the ${inp.kind} around the ${kind}, not inside it`);
+        if ((kind === 'join' ? inp.joinOn : inp.groupBy) === undefined) fail([...path, kind, i, 'pfs'], `needs ${key} inside a ${kind}`, `e.g. ${key}: "$1" with a capture group in the glob`);
+      });
+    }
+    if (kind !== 'union') {
+      const seen = new Map<string, number>();
+      inputs.forEach((inp, i) => {
+        for (const n of inputNames(inp)) {
+          if (seen.has(n)) fail([...path, kind, i], `input name "${n}" is used twice in a ${kind}`, 'give the inputs distinct `name`s');
+          seen.set(n, i);
+        }
+      });
+    }
+    return { kind, inputs };
+  }
+  const p = o['pfs'] as Record<string, unknown>;
+  const pp: Path = [...path, 'pfs'];
+  const repo = normalizeDatasetPath(p['repo'] as string);
+  if (repo === undefined) fail([...pp, 'repo'], `"${String(p['repo'])}" escapes the dataset`, 'give a directory relative to the dataset root, without ".."');
+  if (repo === '') fail([...pp, 'repo'], 'names the dataset root', 'name a directory of the dataset, e.g. "raw"');
+  let glob: CompiledGlob;
+  try {
+    glob = compileGlob(p['glob'] as string);
+  } catch (e) {
+    if (e instanceof GlobSyntaxError) fail([...pp, 'glob'], e.problem, e.hint);
+    throw e;
+  }
+  const [joinOn, joinPath] = get(p, pp, 'join_on');
+  const [groupBy, groupPath] = get(p, pp, 'group_by');
+  const [outerJoin] = get(p, pp, 'outer_join');
+  for (const [tmpl, tp] of [[joinOn, joinPath], [groupBy, groupPath]] as const) {
+    if (typeof tmpl !== 'string') continue;
+    try {
+      expandCaptureTemplate(tmpl, glob!.groupCount);
+    } catch (e) {
+      if (e instanceof GlobSyntaxError) fail(tp, e.problem, e.hint);
+      throw e;
+    }
+  }
+  const name = (p['name'] as string | undefined) ?? repo!.split('/').pop()!;
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) {
+    fail([...pp, p['name'] ? 'name' : 'repo'], `input name "${name}" cannot name an environment variable`, 'set `name` to letters, digits and _');
+  }
+  if (p['branch'] !== undefined) notes.push(`${fieldName([...pp, 'branch'])} is ignored: inputs come from the branch being scheduled`);
+  return {
+    kind: 'pfs',
+    repo: repo!,
+    glob: glob!,
+    name,
+    joinOn: joinOn as string | undefined,
+    groupBy: groupBy as string | undefined,
+    outerJoin: (outerJoin as boolean | undefined) ?? false,
+  };
+}
+
+export function inputNames(input: InputSpec): string[] {
+  return input.kind === 'pfs' ? [input.name] : input.inputs.flatMap(inputNames);
+}
+
+/** Every pfs input of a spec, depth first. */
+export function pfsInputs(input: InputSpec): PfsInput[] {
+  return input.kind === 'pfs' ? [input] : input.inputs.flatMap(pfsInputs);
+}
+
+function parseDuration(v: string | number, onError: () => never): number {
+  if (typeof v === 'number') return v;
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?$/.exec(v);
+  if (!m) onError();
+  const mult = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[(m![2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(m![1]) * mult;
+}
+
+function schemaError(file: string, loc: Locator, err: ErrorObject): SpecError {
+  const path: Path = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  const accepted = (schema: unknown) =>
+    Object.keys((schema as { properties?: object } | undefined)?.properties ?? {})
+      .filter((k) => snake(k) === k)
+      .join(', ');
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const extra = (err.params as { additionalProperty: string }).additionalProperty;
+      return new SpecError(file, loc.line(path, extra), fieldName([...path, extra]), `unknown field "${extra}"`, `accepted here: ${accepted(err.parentSchema)}`);
+    }
+    case 'required': {
+      const missing = (err.params as { missingProperty: string }).missingProperty;
+      return new SpecError(file, loc.line(path), fieldName([...path, missing]), 'is required', missing === 'cmd' ? 'e.g. cmd: [sh, -c]' : undefined);
+    }
+    case 'minProperties':
+    case 'maxProperties':
+      return new SpecError(file, loc.line(path), fieldName(path), 'must hold exactly one of pfs, cross, union, join, group', 'e.g. input: { pfs: { repo: raw, glob: "/*" } }');
+    case 'type':
+      return new SpecError(file, loc.line(path), fieldName(path), `must be ${(err.params as { type: string | string[] }).type.toString().replace(',', ' or ')}`, path.at(-1) === 'cmd' ? 'write cmd as a list, e.g. [sh, -c]' : undefined);
+    case 'enum':
+      return new SpecError(file, loc.line(path), fieldName(path), `must be one of ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`);
+    case 'pattern':
+      return new SpecError(file, loc.line(path), fieldName(path), 'is not a duration', 'e.g. "90s", "30m", "2h"');
+    default:
+      return new SpecError(file, loc.line(path), fieldName(path), err.message ?? 'is invalid');
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * A tree snapshot: every file of one commit with its content key, read once in bulk (see snapshot.ts) and
+ * then queried in memory by the planner. Paths are dataset-relative, '/'-separated, sorted.
+ */
+
+export const MODE_SYMLINK = '120000';
+export const MODE_GITLINK = '160000';
+
+export interface TreeEntry {
+  /** Dataset-relative path, e.g. `raw/sub-01/T1.nii.gz`. */
+  readonly path: string;
+  /** Git mode: 100644, 100755, 120000 (symlink, e.g. an annexed file) or 160000 (subdataset). */
+  readonly mode: string;
+  /** Git object id of the blob (or commit, for a subdataset). */
+  readonly oid: string;
+  /** Content identity used in datum keys: an annex key without backend extension, or `GIT-<oid>`. */
+  readonly contentKey: string;
+  /** The full annex key when the file is annexed (symlink or unlocked pointer file). */
+  readonly annexKey?: string;
+}
+
+export interface TreeSnapshot {
+  readonly commit: string;
+  /** Sorted by path. */
+  readonly entries: readonly TreeEntry[];
+  readonly byPath: ReadonlyMap<string, TreeEntry>;
+}
+
+export function makeSnapshot(commit: string, entries: TreeEntry[]): TreeSnapshot {
+  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { commit, entries: sorted, byPath: new Map(sorted.map((e) => [e.path, e])) };
+}
+
+/** First index whose path is >= `p` (binary search over the sorted entries). */
+function lowerBound(entries: readonly TreeEntry[], p: string): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (entries[mid]!.path < p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The entries at or below `dir` (the file `dir` itself, or everything under `dir/`). `''` means the whole
+ * tree. Runs in O(log n + k) on the sorted snapshot.
+ */
+export function entriesUnder(snapshot: TreeSnapshot, dir: string): TreeEntry[] {
+  if (dir === '') return [...snapshot.entries];
+  const out: TreeEntry[] = [];
+  const exact = snapshot.byPath.get(dir);
+  if (exact) out.push(exact);
+  const prefix = dir + '/';
+  for (let i = lowerBound(snapshot.entries, prefix); i < snapshot.entries.length; i++) {
+    const e = snapshot.entries[i]!;
+    if (!e.path.startsWith(prefix)) break;
+    out.push(e);
+  }
+  return out;
+}
+
+/** `a/b` is at or below `a`; `''` contains everything. */
+export function isAtOrBelow(path: string, dir: string): boolean {
+  return dir === '' || path === dir || path.startsWith(dir + '/');
+}
+
+/** Joins dataset-relative path parts, skipping empty ones. */
+export function joinPath(...parts: string[]): string {
+  return parts.filter((p) => p !== '').join('/');
+}
+
+/**
+ * Normalizes a user-given dataset-relative path, or returns undefined if it is absolute or leaves the dataset.
+ * Accepts `./a/b/`, returns `a/b`. `.` and `` become ``.
+ */
+export function normalizeDatasetPath(p: string): string | undefined {
+  if (p.startsWith('/') || p.includes('\\') || p.includes('\0')) return undefined;
+  const parts: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') return undefined;
+    parts.push(seg);
+  }
+  return parts.join('/');
+}

@@ -1,0 +1,40 @@
+/**
+ * A dataset minipach works on: the repository, the branch that receives results, and minipach's state
+ * directory inside the git dir (never committed). Built once and passed around instead of loose values.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { UsageError } from './errors.js';
+import { GitRepo } from './adapters/git.js';
+import { runUnchecked } from './adapters/process.js';
+
+export interface Dataset {
+  /** The working tree root (or the git dir of a bare repository). */
+  readonly dir: string;
+  readonly repo: GitRepo;
+  readonly gitDir: string;
+  readonly branch: string;
+  readonly ref: string;
+  readonly bare: boolean;
+  /** `<gitdir>/minipach`: failures, logs, caches, scratch worktrees. */
+  readonly stateDir: string;
+}
+
+export async function openDataset(dir: string, branch?: string): Promise<Dataset> {
+  const abs = path.resolve(dir);
+  const top = await runUnchecked(['git', 'rev-parse', '--show-toplevel'], { cwd: abs }).catch(() => undefined);
+  const bareCheck = await runUnchecked(['git', 'rev-parse', '--is-bare-repository'], { cwd: abs }).catch(() => undefined);
+  if (!bareCheck || bareCheck.exitCode !== 0) throw new UsageError(`${abs} is not a git repository (a DataLad dataset is one: datalad create ${dir})`);
+  const bare = bareCheck.stdout.trim() === 'true';
+  const root = bare ? abs : top!.stdout.trim();
+  const repo = new GitRepo(root);
+  const gitDir = await repo.gitDir();
+  const annex = await runUnchecked(['git', 'config', '--get', 'annex.uuid'], { cwd: root });
+  if (annex.exitCode !== 0) throw new UsageError(`${root} is not a git-annex repository; make it a DataLad dataset with: datalad create --force ${root}`);
+  const br = branch ?? (await repo.currentBranch());
+  if (!br) throw new UsageError(`${root} has a detached HEAD; say which branch receives results with --branch`);
+  if (!(await repo.resolve(`refs/heads/${br}`))) throw new UsageError(`branch "${br}" does not exist in ${root}`);
+  const stateDir = path.join(gitDir, 'minipach');
+  await mkdir(stateDir, { recursive: true });
+  return { dir: root, repo, gitDir, branch: br, ref: `refs/heads/${br}`, bare, stateDir };
+}

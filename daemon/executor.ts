@@ -1,0 +1,113 @@
+/**
+ * Runs one compute job: a sparse, detached worktree of the dataset at the job's base commit holding only
+ * the datum's inputs, its code, its output directory and DataLad's config; `datalad run` in it; then the
+ * worktree is dropped. The dataset's own working tree is never touched, so a failing or concurrent job
+ * cannot dirty it. Worktrees share the annex object store, so inputs need no copy and outputs land where
+ * the committer can reference them.
+ */
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runUnchecked } from './adapters/process.js';
+import { buildCommand } from './core/command.js';
+import type { Datum } from './core/datums.js';
+import { BOOKKEEPING_DIR } from './core/identity.js';
+import type { DataladRunRecord } from './core/record.js';
+import type { ResourceUsage } from './core/results.js';
+import { SPEC_FILE, type PipelineSpec } from './core/spec.js';
+import type { Dataset } from './dataset.js';
+
+export interface ComputeJob {
+  readonly spec: PipelineSpec;
+  readonly datum: Datum;
+  readonly key: string;
+  readonly outputDir: string;
+  readonly baseCommit: string;
+}
+
+export type ComputeOutcome =
+  | { readonly ok: true; readonly runCommit: string | undefined; readonly record: DataladRunRecord; readonly resources: ResourceUsage; readonly log: string }
+  | { readonly ok: false; readonly exit?: number; readonly reason: string; readonly stderrTail: string; readonly resources: ResourceUsage; readonly log: string };
+
+/** gitignore-style pattern matching exactly this path (file or directory) from the root. */
+function sparsePattern(p: string): string {
+  return '/' + p.replace(/[\\*?[\]!#]/g, (c) => '\\' + c);
+}
+
+/** The datalad invocation for a job (a command is data; process.ts runs it). */
+export function dataladRunArgv(job: ComputeJob): string[] {
+  const inputs = [...new Set([...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code])];
+  return [
+    'datalad', '-f', 'json', 'run', '--explicit',
+    '-m', `minipach ${job.spec.name}/${job.datum.name || '.'}`,
+    ...inputs.flatMap((i) => ['-i', i]),
+    '-o', job.outputDir,
+    buildCommand(job.spec, job.datum, job.outputDir),
+  ];
+}
+
+export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeOutcome> {
+  // Outside the git dir: datalad does not work in a worktree placed inside `.git`.
+  const wt = await mkdtemp(path.join(os.tmpdir(), `minipach-${job.key.slice(0, 12)}-`));
+  const started = Date.now();
+  const resources = () => ({ wall: (Date.now() - started) / 1000 });
+  try {
+    await ds.repo.git(['worktree', 'add', '--no-checkout', '--detach', wt, job.baseCommit]);
+    const patterns = ['/.datalad/', '.gitattributes', ...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir].map((p, i) => (i < 2 ? p : sparsePattern(p)));
+    await runChecked(['git', 'sparse-checkout', 'set', '--no-cone', '--stdin'], wt, patterns.join('\n') + '\n');
+    await runChecked(['git', 'checkout', '-q'], wt);
+    await clearOutputs(wt, job);
+
+    const argv = dataladRunArgv(job);
+    const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined });
+    const results = r.stdout.split('\n').filter((l) => l.startsWith('{"action"')).map((l) => JSON.parse(l) as { action: string; status: string; exit_code?: number; run_info?: DataladRunRecord; message?: string });
+    const runResult = results.find((x) => x.action === 'run');
+    const commandOut = r.stdout.split('\n').filter((l) => !l.startsWith('{"action"')).join('\n');
+    const log = `$ ${argv.join(' ')}\n${commandOut}\n--- stderr ---\n${r.stderr}`;
+    const stderrTail = tail(r.stderr.split('\n').filter((l) => !l.startsWith('[INFO]')).join('\n'));
+    if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log };
+    if (!runResult || runResult.status !== 'ok' || results.some((x) => x.status === 'error') || r.exitCode !== 0) {
+      const exit = runResult?.exit_code;
+      return { ok: false, exit, reason: exit !== undefined ? `exit ${exit}` : `datalad run failed (exit ${r.exitCode})`, stderrTail, resources: resources(), log };
+    }
+    const head = (await runChecked(['git', 'rev-parse', 'HEAD'], wt)).trim();
+    return { ok: true, runCommit: head === job.baseCommit ? undefined : head, record: runResult.run_info!, resources: resources(), log };
+  } finally {
+    // git-annex turns the worktree's `.git` file into a symlink, which `git worktree remove` refuses:
+    // delete the directory, then let git forget it.
+    await rm(wt, { recursive: true, force: true });
+    await runUnchecked(['git', 'worktree', 'prune'], { cwd: ds.dir });
+  }
+}
+
+async function runChecked(argv: string[], cwd: string, input?: string): Promise<string> {
+  const r = await runUnchecked(argv, { cwd, input });
+  if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in ${cwd}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/**
+ * Outputs start empty, as Pachyderm's /pfs/out does: an earlier version's files are removed (and the
+ * removal saved with the new outputs). For a `/` datum the output dir is the pipeline's own, which keeps
+ * spec.yml and the bookkeeping dir.
+ */
+async function clearOutputs(wt: string, job: ComputeJob): Promise<void> {
+  const dir = path.join(wt, job.outputDir);
+  if (job.outputDir === job.spec.name) {
+    const keep = new Set([SPEC_FILE, BOOKKEEPING_DIR]);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(names.filter((n) => !keep.has(n)).map((n) => rm(path.join(dir, n), { recursive: true, force: true })));
+  } else await rm(dir, { recursive: true, force: true });
+  // Not re-created here: datalad refuses an untracked empty output dir; the recorded command makes it.
+}
+
+function tail(s: string, lines = 20): string {
+  return s.trim().split('\n').slice(-lines).join('\n');
+}
+
+export async function writeLog(ds: Dataset, pipeline: string, datum: string, log: string): Promise<string> {
+  const file = path.join(ds.stateDir, 'logs', pipeline, `${datum || '_root'}.log`);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, log);
+  return file;
+}

@@ -1,0 +1,169 @@
+/**
+ * Scheduling a dataset: plan at the branch head, run what the plan says, integrate the results, and plan
+ * again until nothing is left to do (downstream pipelines become runnable once upstream results land).
+ * The plan is the pure core's; this module is the one place that acts on it.
+ */
+import { SpecError } from './errors.js';
+import { Committer, type ComputedResult, type LinkRequest } from './committer.js';
+import { planDataset, type Action, type DatumPlan, type Plan } from './core/plan.js';
+import type { ResultRecord } from './core/results.js';
+import type { Dataset } from './dataset.js';
+import { runCompute, writeLog } from './executor.js';
+import { ResultStore } from './result-store.js';
+import { SnapshotReader } from './snapshot.js';
+
+export interface PlanAtHead {
+  readonly plan: Plan;
+  readonly head: string;
+}
+
+/** Reads the branch head, its specs and the result index, and plans. No side effects beyond caches. */
+export async function planAtHead(ds: Dataset, reader = new SnapshotReader(ds.repo), store = new ResultStore(ds)): Promise<PlanAtHead> {
+  const head = (await ds.repo.resolve(ds.ref))!;
+  const snapshot = await reader.read(head);
+  const [specs, index] = await Promise.all([reader.readSpecs(snapshot), store.load(head)]);
+  return { plan: planDataset({ snapshot, specs, index }), head };
+}
+
+export type DatumStatus = 'ok' | 'failed';
+
+export interface DatumOutcome {
+  readonly pipeline: string;
+  readonly name: string;
+  readonly key: string;
+  /** What was done: the first action other than skip over the rounds, or the final plan's. */
+  readonly action: Action;
+  readonly status: DatumStatus;
+  readonly reason: string;
+  readonly commit?: string;
+  readonly exit?: number;
+  readonly stderrTail?: string;
+  readonly log?: string;
+}
+
+export interface ScheduleReport {
+  readonly dataset: string;
+  readonly branch: string;
+  readonly head: string;
+  readonly seconds: number;
+  readonly pipelines: readonly { name: string; status: string; error?: string; notes: readonly string[]; datums: DatumOutcome[] }[];
+  readonly counts: { computed: number; linked: number; skipped: number; removed: number; failed: number; blocked: number };
+  readonly errors: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+export interface ScheduleOptions {
+  /** Compute jobs run at once. @defaultValue 1 */
+  readonly jobs?: number;
+  /** Called as compute jobs start and finish. */
+  readonly onProgress?: (event: { done: number; total: number; datum: string }) => void;
+}
+
+export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise<ScheduleReport> {
+  const started = Date.now();
+  const reader = new SnapshotReader(ds.repo);
+  const store = new ResultStore(ds);
+  const committer = new Committer(ds);
+  const outcomes = new Map<string, DatumOutcome>();
+  const failedKeys = new Set<string>();
+  const warnings: string[] = [];
+  let last: PlanAtHead;
+
+  for (;;) {
+    last = await planAtHead(ds, reader, store);
+    const { plan, head } = last;
+    const ready = plan.pipelines.filter((p) => p.status === 'ready');
+    const all = ready.flatMap((p) => p.datums.map((d) => ({ d, transformKey: p.transform!.key, spec: p.spec! })));
+    const sourceKey = (d: DatumPlan) => (d.source && 'pending' in d.source ? d.source.pending.key : d.key);
+    const computes = all.filter(({ d }) => d.action === 'compute' && !failedKeys.has(d.key));
+    const links = all.filter(({ d }) => d.action === 'link' && !failedKeys.has(sourceKey(d)));
+    const removals = all.filter(({ d }) => d.action === 'remove');
+    if (!computes.length && !links.length && !removals.length) break;
+
+    // Compute, then resolve links to results computed in this round.
+    const fresh = new Map<string, ComputedResult>();
+    let done = 0;
+    await pool(computes, opts.jobs ?? 1, async ({ d, spec, transformKey }) => {
+      opts.onProgress?.({ done, total: computes.length, datum: `${d.pipeline}/${d.name || '.'}` });
+      const outcome = await runCompute(ds, { spec, datum: d.datum!, key: d.key, outputDir: d.outputDir, baseCommit: head });
+      const log = await writeLog(ds, d.pipeline, d.name, outcome.log);
+      done++;
+      opts.onProgress?.({ done, total: computes.length, datum: `${d.pipeline}/${d.name || '.'}` });
+      if (outcome.ok) {
+        fresh.set(d.key, { plan: d, transformKey, runCommit: outcome.runCommit, record: outcome.record, resources: outcome.resources });
+        outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'ok', reason: d.reason, log });
+      } else {
+        failedKeys.add(d.key);
+        await store.recordFailure({ key: d.key, pipeline: d.pipeline, datum: d.name, exit: outcome.exit, reason: outcome.reason, stderrTail: outcome.stderrTail });
+        outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'failed', reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, log });
+      }
+    });
+    const linkRequests: LinkRequest[] = [];
+    for (const { d, transformKey } of links) {
+      const src = d.source!;
+      if ('pending' in src) {
+        if (!fresh.has(src.pending.key)) {
+          outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'link', status: 'failed', reason: `its source ${src.pending.pipeline}/${src.pending.name || '.'} failed` });
+          continue;
+        }
+        // Linked after the source's commit exists: resolved in a later round from the index.
+        continue;
+      }
+      linkRequests.push({ plan: d, transformKey, source: src as ResultRecord });
+    }
+    const computed = [...fresh.values()];
+    if (!computed.length && !linkRequests.length && !removals.length) continue;
+    const integrated = await committer.integrate(computed, linkRequests, removals.map((r) => r.d));
+    if (integrated.worktreeWarning) warnings.push(integrated.worktreeWarning);
+    await store.clearFailures(computed.map((c) => c.plan.key));
+    for (const c of computed) outcomes.set(id(c.plan), { ...outcomes.get(id(c.plan))!, commit: integrated.commits.get(id(c.plan)) });
+    for (const l of linkRequests) outcomes.set(id(l.plan), { pipeline: l.plan.pipeline, name: l.plan.name, key: l.plan.key, action: 'link', status: 'ok', reason: l.plan.reason, commit: integrated.commits.get(id(l.plan)) });
+    for (const { d } of removals) outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'remove', status: 'ok', reason: d.reason, commit: integrated.commits.get(id(d)) });
+  }
+  return report(ds, last, outcomes, warnings, started);
+}
+
+const id = (d: { pipeline: string; name: string }) => `${d.pipeline}/${d.name}`;
+
+function report(ds: Dataset, { plan, head }: PlanAtHead, outcomes: Map<string, DatumOutcome>, warnings: string[], started: number): ScheduleReport {
+  const pipelines = plan.pipelines.map((p) => {
+    const datums: DatumOutcome[] = [];
+    const seen = new Set<string>();
+    for (const d of p.datums) {
+      seen.add(id(d));
+      const o = outcomes.get(id(d));
+      if (o && (d.action === 'skip' || o.status === 'failed')) datums.push(o);
+      else datums.push({ pipeline: d.pipeline, name: d.name, key: d.key, action: d.action, status: d.action === 'blocked' ? 'failed' : 'ok', reason: d.reason });
+    }
+    // Datums removed in an earlier round no longer appear in the final plan.
+    for (const o of outcomes.values()) if (o.pipeline === p.name && !seen.has(id(o))) datums.push(o);
+    return { name: p.name, status: p.status, error: p.error?.message, notes: p.notes, datums };
+  });
+  const all = pipelines.flatMap((p) => p.datums);
+  const count = (a: Action, s: DatumStatus = 'ok') => all.filter((d) => d.action === a && d.status === s).length;
+  return {
+    dataset: ds.dir,
+    branch: ds.branch,
+    head,
+    seconds: (Date.now() - started) / 1000,
+    pipelines,
+    counts: {
+      computed: count('compute'),
+      linked: count('link'),
+      skipped: count('skip'),
+      removed: count('remove'),
+      failed: all.filter((d) => d.status === 'failed' && d.action !== 'blocked').length,
+      blocked: count('blocked', 'failed'),
+    },
+    errors: plan.pipelines.filter((p) => p.error).map((p) => (p.error instanceof SpecError ? p.error.message : String(p.error))),
+    warnings,
+  };
+}
+
+async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}

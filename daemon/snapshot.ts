@@ -1,0 +1,86 @@
+/**
+ * Reads a commit into a TreeSnapshot, and the pipeline specs it holds, from git objects alone (no checkout):
+ * one `ls-tree -r`, then one `cat-file --batch` for the symlink and small blobs not yet in the key cache.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SpecError } from './errors.js';
+import { GitRepo } from './adapters/git.js';
+import { runUnchecked } from './adapters/process.js';
+import { annexKeyFromLinkTarget, annexKeyFromPointer, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from './core/content-key.js';
+import { loadSpec, SPEC_FILE, type PipelineSpec } from './core/spec.js';
+import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type TreeEntry, type TreeSnapshot } from './core/tree.js';
+
+export class SnapshotReader {
+  /** Blob id -> the annex key it names, or null when it is not an annex link/pointer. Blob ids never change meaning. */
+  private readonly annexKeys = new Map<string, string | null>();
+
+  constructor(readonly repo: GitRepo) {}
+
+  async read(commit: string): Promise<TreeSnapshot> {
+    const listing = await this.repo.lsTree(commit);
+    const unknown: string[] = [];
+    for (const e of listing) {
+      if (e.type !== 'blob' || this.annexKeys.has(e.oid)) continue;
+      if (e.mode === MODE_SYMLINK || (e.size !== undefined && e.size <= MAX_POINTER_SIZE)) unknown.push(e.oid);
+      else this.annexKeys.set(e.oid, null);
+    }
+    if (unknown.length) {
+      const blobs = await this.repo.readBlobs([...new Set(unknown)]);
+      for (const oid of unknown) {
+        const text = blobs.get(oid)?.toString('utf8') ?? '';
+        this.annexKeys.set(oid, annexKeyFromLinkTarget(text) ?? annexKeyFromPointer(text) ?? null);
+      }
+    }
+    const entries: TreeEntry[] = [];
+    for (const e of listing) {
+      if (e.type === 'tree') continue;
+      if (e.mode === MODE_GITLINK) {
+        // A subdataset: identified by its recorded commit until issue #3 reads its tree.
+        entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: `GITLINK-${e.oid}` });
+        continue;
+      }
+      const annexKey = this.annexKeys.get(e.oid) ?? undefined;
+      entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey });
+    }
+    return makeSnapshot(commit, entries);
+  }
+
+  /**
+   * Finds `*\/spec.yml` at the root of the snapshot and loads each. An annexed spec is read from the annex
+   * object store; one whose content is not present is reported as a SpecError for that pipeline.
+   */
+  async readSpecs(snapshot: TreeSnapshot): Promise<Map<string, PipelineSpec | SpecError>> {
+    const files = snapshot.entries.filter((e) => /^[^/]+\/spec\.yml$/.test(e.path));
+    const texts = await this.readTexts(files);
+    const specs = new Map<string, PipelineSpec | SpecError>();
+    for (const f of files) {
+      const name = f.path.slice(0, -SPEC_FILE.length - 1);
+      const text = texts.get(f.path);
+      specs.set(
+        name,
+        typeof text === 'string'
+          ? loadSpec(f.path, text)
+          : new SpecError(f.path, undefined, undefined, `is annexed and its content is not present here`, `run: datalad get ${f.path} (or keep specs in git: datalad create -c text2git)`),
+      );
+    }
+    return specs;
+  }
+
+  /** Text of files in the snapshot: git blobs in one batch, annexed files from the object store. */
+  async readTexts(files: readonly TreeEntry[]): Promise<Map<string, string | undefined>> {
+    const out = new Map<string, string | undefined>();
+    const blobs = await this.repo.readBlobs(files.filter((f) => !f.annexKey).map((f) => f.oid));
+    for (const f of files) {
+      if (f.annexKey) out.set(f.path, await this.readAnnexed(f.annexKey));
+      else out.set(f.path, blobs.get(f.oid)?.toString('utf8'));
+    }
+    return out;
+  }
+
+  private async readAnnexed(key: string): Promise<string | undefined> {
+    const r = await runUnchecked(['git', 'annex', 'contentlocation', key], { cwd: this.repo.dir });
+    if (r.exitCode !== 0 || !r.stdout.trim()) return undefined;
+    return readFile(path.resolve(this.repo.dir, r.stdout.trim()), 'utf8');
+  }
+}
