@@ -21,8 +21,8 @@ import type { Dataset } from './dataset.js';
 export interface ComputedResult {
   readonly plan: DatumPlan;
   readonly transformKey: string;
-  /** The worker's run commit holding the outputs; undefined when the command wrote nothing. */
-  readonly runCommit: string | undefined;
+  /** The commit holding the datum's outputs: the worker's run commit, or its base when nothing changed. */
+  readonly outputsCommit: string;
   readonly record: DataladRunRecord;
   readonly resources: ResourceUsage;
 }
@@ -66,7 +66,7 @@ export class Committer {
     const repo = this.ds.repo;
     const runTrees = new Map<string, LsTreeEntry[]>();
     for (const c of computed) {
-      const entries = c.runCommit ? datumOutputs(await repo.lsTree(c.runCommit, c.plan.outputDir), c.plan.pipeline, c.plan.outputDir) : [];
+      const entries = datumOutputs(await repo.lsTree(c.outputsCommit, c.plan.outputDir), c.plan.pipeline, c.plan.outputDir);
       await this.checkOutputs(c.plan, entries);
       runTrees.set(c.plan.marker, entries);
     }

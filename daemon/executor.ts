@@ -5,16 +5,15 @@
  * cannot dirty it. Worktrees share the annex object store, so inputs need no copy and outputs land where
  * the committer can reference them.
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runUnchecked } from './adapters/process.js';
 import { buildCommand } from './core/command.js';
 import type { Datum } from './core/datums.js';
-import { BOOKKEEPING_DIR } from './core/identity.js';
 import type { DataladRunRecord } from './core/record.js';
 import type { ResourceUsage } from './core/results.js';
-import { SPEC_FILE, type PipelineSpec } from './core/spec.js';
+import type { PipelineSpec } from './core/spec.js';
 import type { Dataset } from './dataset.js';
 
 export interface ComputeJob {
@@ -26,7 +25,7 @@ export interface ComputeJob {
 }
 
 export type ComputeOutcome =
-  | { readonly ok: true; readonly runCommit: string | undefined; readonly record: DataladRunRecord; readonly resources: ResourceUsage; readonly log: string }
+  | { readonly ok: true; readonly outputsCommit: string; readonly record: DataladRunRecord; readonly resources: ResourceUsage; readonly log: string }
   | { readonly ok: false; readonly exit?: number; readonly reason: string; readonly stderrTail: string; readonly resources: ResourceUsage; readonly log: string };
 
 /** gitignore-style pattern matching exactly this path (file or directory) from the root. */
@@ -56,7 +55,6 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     const patterns = ['/.datalad/', '.gitattributes', ...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir].map((p, i) => (i < 2 ? p : sparsePattern(p)));
     await runChecked(['git', 'sparse-checkout', 'set', '--no-cone', '--stdin'], wt, patterns.join('\n') + '\n');
     await runChecked(['git', 'checkout', '-q'], wt);
-    await clearOutputs(wt, job);
 
     const argv = dataladRunArgv(job);
     const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined });
@@ -70,8 +68,9 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
       const exit = runResult?.exit_code;
       return { ok: false, exit, reason: exit !== undefined ? `exit ${exit}` : `datalad run failed (exit ${r.exitCode})`, stderrTail, resources: resources(), log };
     }
-    const head = (await runChecked(['git', 'rev-parse', 'HEAD'], wt)).trim();
-    return { ok: true, runCommit: head === job.baseCommit ? undefined : head, record: runResult.run_info!, resources: resources(), log };
+    // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
+    const outputsCommit = (await runChecked(['git', 'rev-parse', 'HEAD'], wt)).trim();
+    return { ok: true, outputsCommit, record: runResult.run_info!, resources: resources(), log };
   } finally {
     // git-annex turns the worktree's `.git` file into a symlink, which `git worktree remove` refuses:
     // delete the directory, then let git forget it.
@@ -84,21 +83,6 @@ async function runChecked(argv: string[], cwd: string, input?: string): Promise<
   const r = await runUnchecked(argv, { cwd, input });
   if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in ${cwd}: ${r.stderr.trim()}`);
   return r.stdout;
-}
-
-/**
- * Outputs start empty, as Pachyderm's /pfs/out does: an earlier version's files are removed (and the
- * removal saved with the new outputs). For a `/` datum the output dir is the pipeline's own, which keeps
- * spec.yml and the bookkeeping dir.
- */
-async function clearOutputs(wt: string, job: ComputeJob): Promise<void> {
-  const dir = path.join(wt, job.outputDir);
-  if (job.outputDir === job.spec.name) {
-    const keep = new Set([SPEC_FILE, BOOKKEEPING_DIR]);
-    const names = await readdir(dir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => !keep.has(n)).map((n) => rm(path.join(dir, n), { recursive: true, force: true })));
-  } else await rm(dir, { recursive: true, force: true });
-  // Not re-created here: datalad refuses an untracked empty output dir; the recorded command makes it.
 }
 
 function tail(s: string, lines = 20): string {

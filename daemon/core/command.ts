@@ -45,7 +45,19 @@ export function datumEnv(spec: PipelineSpec, datum: Datum, outDir: string): Reco
 }
 
 /**
- * `mkdir -p OUT && env K=V... cmd args` with stdin given as a quoted here-document. When cmd ends in `-c`
+ * Empties the output directory, as Pachyderm's /pfs/out starts empty. This is part of the recorded command
+ * so a rerun starts clean too (datalad does not remove content-less annexed files inside an output
+ * directory, and a shell redirect into such a dangling link fails). A `/` datum writes into the pipeline's
+ * own directory, which keeps spec.yml and the bookkeeping directory.
+ */
+export function clearOutputCommand(outDir: string, pipeline: string): string {
+  const q = shellQuote(outDir);
+  if (outDir !== pipeline) return `rm -rf -- ${q} && mkdir -p -- ${q}`;
+  return `mkdir -p -- ${q} && find ${q} -mindepth 1 -maxdepth 1 ! -name spec.yml ! -name .minipach -exec rm -rf -- {} +`;
+}
+
+/**
+ * `<clear OUT> && env K=V... cmd args` with stdin given as a quoted here-document. When cmd ends in `-c`
  * (as in `cmd: [sh, -c]`), the stdin lines are its script argument instead, which is what that form means.
  */
 export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string): string {
@@ -64,5 +76,5 @@ export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string): 
     while (script.includes(tag)) tag += '_';
     run = `${cmd.map(shellQuote).join(' ')} <<'${tag}'\n${script}\n${tag}`;
   } else run = cmd.map(shellQuote).join(' ');
-  return escapeForDatalad(`mkdir -p ${shellQuote(outDir)} && env ${envPart} ${run}`);
+  return escapeForDatalad(`${clearOutputCommand(outDir, spec.name)} && env ${envPart} ${run}`);
 }

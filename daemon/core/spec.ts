@@ -58,7 +58,7 @@ export const SPEC_FILE = 'spec.yml';
 export const DEFAULT_DATUM_TRIES = 3;
 
 const Ajv = AjvModule.default ?? AjvModule;
-const validateSchema = new Ajv({ allErrors: false, strict: false }).compile(SPEC_SCHEMA);
+const validateSchema = new Ajv({ allErrors: false, strict: false, verbose: true }).compile(SPEC_SCHEMA);
 
 type Path = (string | number)[];
 

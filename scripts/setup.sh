@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the system packages minipach needs (git, git-annex, datalad, redis-server) when they are missing.
+# Idempotent; runs as root (or through sudo). Used by `npm test` and `npm run demo`.
+set -euo pipefail
+
+need=()
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v git-annex >/dev/null 2>&1 || need+=(git-annex)
+command -v datalad >/dev/null 2>&1 || need+=(datalad)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]} with apt" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# git refuses to commit without an identity; give this machine one only if it has none.
+if ! git config --global --get user.email >/dev/null 2>&1 && [ -z "${GIT_AUTHOR_EMAIL:-}" ]; then
+  git config --global user.name "minipach user"
+  git config --global user.email "minipach@localhost"
+fi
+echo "setup: git-annex $(git annex version --raw 2>/dev/null || echo '?'), $(datalad --version 2>/dev/null), $(redis-server --version | cut -d' ' -f3)" >&2
