@@ -6,16 +6,16 @@
  */
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
-import { BranchMovedError, PathEscapeError } from './errors.js';
+import { BranchMovedError } from './errors.js';
 import type { IndexChange, LsTreeEntry } from './adapters/git.js';
 import { runUnchecked } from './adapters/process.js';
-import { annexKeyFromLinkTarget, retargetAnnexLink } from './core/content-key.js';
+import { retargetAnnexLink } from './core/content-key.js';
 import { BOOKKEEPING_DIR, inputFingerprints, markerContent } from './core/identity.js';
 import type { DatumPlan } from './core/plan.js';
 import { formatBatchMessage, formatRunMessage, type DataladRunRecord, type LinkEntry, type RemoveEntry } from './core/record.js';
 import type { ResourceUsage, ResultRecord } from './core/results.js';
 import { SPEC_FILE } from './core/spec.js';
-import { isAtOrBelow, MODE_SYMLINK, normalizeDatasetPath } from './core/tree.js';
+import { isAtOrBelow, MODE_SYMLINK } from './core/tree.js';
 import type { Dataset } from './dataset.js';
 
 export interface ComputedResult {
@@ -44,7 +44,7 @@ export interface Integrated {
 const MAX_RETRIES = 10;
 
 /** Entries of a datum's output directory that belong to it (for a `/` datum: all but spec.yml and bookkeeping). */
-function datumOutputs(entries: readonly LsTreeEntry[], pipeline: string, outputDir: string): LsTreeEntry[] {
+export function datumOutputs(entries: readonly LsTreeEntry[], pipeline: string, outputDir: string): LsTreeEntry[] {
   return entries.filter(
     (e) => isAtOrBelow(e.path, outputDir) && (outputDir !== pipeline || (e.path !== `${pipeline}/${SPEC_FILE}` && !isAtOrBelow(e.path, `${pipeline}/${BOOKKEEPING_DIR}`))),
   );
@@ -67,7 +67,6 @@ export class Committer {
     const runTrees = new Map<string, LsTreeEntry[]>();
     for (const c of computed) {
       const entries = datumOutputs(await repo.lsTree(c.outputsCommit, c.plan.outputDir), c.plan.pipeline, c.plan.outputDir);
-      await this.checkOutputs(c.plan, entries);
       runTrees.set(c.plan.marker, entries);
     }
     const linkTrees = new Map<string, LsTreeEntry[]>();
@@ -156,17 +155,6 @@ export class Committer {
       out.push({ ...e, path: dest, oid });
     }
     return out;
-  }
-
-  /** Refuses outputs that are symlinks leading out of the dataset (other than into the annex). */
-  private async checkOutputs(p: DatumPlan, entries: readonly LsTreeEntry[]): Promise<void> {
-    const links = await this.ds.repo.readBlobs(entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => e.oid));
-    for (const e of entries) {
-      const target = links.get(e.oid)?.toString('utf8');
-      if (target === undefined || annexKeyFromLinkTarget(target)) continue;
-      const resolved = target.startsWith('/') ? undefined : normalizeDatasetPath(path.posix.join(path.posix.dirname(e.path), target));
-      if (resolved === undefined) throw new PathEscapeError(`${e.path} -> ${target}`, `output of ${p.pipeline}/${p.name || '.'}`);
-    }
   }
 
   /**

@@ -15,6 +15,10 @@ import type { DataladRunRecord } from './core/record.js';
 import type { ResourceUsage } from './core/results.js';
 import type { PipelineSpec } from './core/spec.js';
 import type { Dataset } from './dataset.js';
+import { datumOutputs } from './committer.js';
+import { annexKeyFromLinkTarget } from './core/content-key.js';
+import { MODE_SYMLINK, normalizeDatasetPath } from './core/tree.js';
+import { PathEscapeError } from './errors.js';
 
 export interface ComputeJob {
   readonly spec: PipelineSpec;
@@ -70,6 +74,8 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     }
     // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
     const outputsCommit = (await runChecked(['git', 'rev-parse', 'HEAD'], wt)).trim();
+    const escape = await findEscapingOutput(ds, job, outputsCommit);
+    if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log };
     return { ok: true, outputsCommit, record: runResult.run_info!, resources: resources(), log };
   } finally {
     // git-annex turns the worktree's `.git` file into a symlink, which `git worktree remove` refuses:
@@ -83,6 +89,19 @@ async function runChecked(argv: string[], cwd: string, input?: string): Promise<
   const r = await runUnchecked(argv, { cwd, input });
   if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in ${cwd}: ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+/** An output symlink that leads out of the dataset (annex links are fine), as an error; nothing of it is committed. */
+async function findEscapingOutput(ds: Dataset, job: ComputeJob, commit: string): Promise<PathEscapeError | undefined> {
+  const entries = datumOutputs(await ds.repo.lsTree(commit, job.outputDir), job.spec.name, job.outputDir).filter((e) => e.mode === MODE_SYMLINK);
+  const targets = await ds.repo.readBlobs(entries.map((e) => e.oid));
+  for (const e of entries) {
+    const target = targets.get(e.oid)?.toString('utf8') ?? '';
+    if (annexKeyFromLinkTarget(target)) continue;
+    const resolved = target.startsWith('/') ? undefined : normalizeDatasetPath(path.posix.join(path.posix.dirname(e.path), target));
+    if (resolved === undefined) return new PathEscapeError(`${e.path} -> ${target}`, `output of ${job.spec.name}/${job.datum.name || '.'}`);
+  }
+  return undefined;
 }
 
 function tail(s: string, lines = 20): string {
