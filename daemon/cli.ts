@@ -6,13 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { MinipachError, SpecError, UsageError } from './errors.js';
-import { createDatums } from './core/datums.js';
-import { datumKey, transformIdentity } from './core/identity.js';
-import type { Plan } from './core/plan.js';
+import { planDataset, type Plan } from './core/plan.js';
 import { loadSpec } from './core/spec.js';
-import { entriesUnder, isAtOrBelow } from './core/tree.js';
 import { openDataset } from './dataset.js';
 import { planAtHead, schedule, type ScheduleReport } from './scheduler.js';
+import { ResultStore } from './result-store.js';
 import { SnapshotReader } from './snapshot.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -129,18 +127,30 @@ export function buildProgram(): Command {
     .action(async (pipeline: string, dir: string, o: { spec?: string; branch?: string; json?: boolean }) => {
       const ds = await openDataset(dir, o.branch);
       const reader = new SnapshotReader(ds.repo);
-      const snapshot = await reader.read((await ds.repo.resolve(ds.ref))!);
+      const head = (await ds.repo.resolve(ds.ref))!;
+      const snapshot = await reader.read(head);
       const specs = await reader.readSpecs(snapshot);
-      const spec = o.spec ? loadSpec(`${pipeline}/spec.yml`, await readFile(o.spec, 'utf8')) : specs.get(pipeline);
-      if (!spec) throw new UsageError(`no pipeline "${pipeline}": there is no ${pipeline}/spec.yml on ${ds.branch}`);
-      if (spec instanceof SpecError) throw spec;
-      const t = transformIdentity(spec, snapshot);
-      const datums = createDatums(spec.input, (repo) => entriesUnder(snapshot, repo).filter((e) => !specs.has(repo.split('/')[0]!) || !isAtOrBelow(e.path, `${repo.split('/')[0]}/.minipach`)));
-      const rows = datums.map((d) => ({ name: d.name, key: datumKey(t.key, d, spec.identity), join_key: d.joinKey, group_key: d.groupKey, inputs: d.inputs.map((i) => ({ name: i.name, path: i.path, files: i.files.map((f) => ({ path: f.rel ? `${i.path}/${f.rel}` : i.path, key: f.entry.contentKey })) })) }));
+      if (o.spec) specs.set(pipeline, loadSpec(`${pipeline}/spec.yml`, await readFile(o.spec, 'utf8')));
+      if (!specs.has(pipeline)) throw new UsageError(`no pipeline "${pipeline}": there is no ${pipeline}/spec.yml on ${ds.branch} (try --spec FILE)`);
+      // The same plan as schedule's, so the preview shows exactly the datums (and keys) it would run.
+      const plan = planDataset({ snapshot, specs, index: await new ResultStore(ds).load(head) });
+      const p = plan.pipelines.find((x) => x.name === pipeline)!;
+      if (p.error) throw p.error;
+      const rows = p.datums
+        .filter((d) => d.datum)
+        .map((d) => ({
+          name: d.name,
+          key: d.key,
+          action: d.action,
+          join_key: d.datum!.joinKey,
+          group_key: d.datum!.groupKey,
+          inputs: d.datum!.inputs.map((i) => ({ name: i.name, path: i.path, files: i.files.map((f) => ({ path: f.rel ? `${i.path}/${f.rel}` : i.path, key: f.entry.contentKey })) })),
+        }));
+      for (const n of p.notes) process.stderr.write(`note: ${n}\n`);
       if (o.json) out(JSON.stringify({ pipeline, datums: rows }, null, 2));
       else {
         for (const r of rows) {
-          out(`${label(pipeline, r.name)}  ${short(r.key)}`);
+          out(`${label(pipeline, r.name)}  ${short(r.key)}  (${r.action})`);
           for (const i of r.inputs) for (const f of i.files) out(`    ${i.name}: ${f.path}  ${f.key}`);
         }
         out(`${rows.length} datum${rows.length === 1 ? '' : 's'}`);
