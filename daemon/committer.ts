@@ -10,12 +10,11 @@ import { BranchMovedError } from './errors.js';
 import type { IndexChange, LsTreeEntry } from './adapters/git.js';
 import { runUnchecked } from './adapters/process.js';
 import { retargetAnnexLink } from './core/content-key.js';
-import { BOOKKEEPING_DIR, inputFingerprints, markerContent } from './core/identity.js';
+import { datumOutputs, inputFingerprints, markerContent } from './core/identity.js';
 import type { DatumPlan } from './core/plan.js';
 import { formatBatchMessage, formatRunMessage, type DataladRunRecord, type LinkEntry, type RemoveEntry } from './core/record.js';
 import type { ResourceUsage, ResultRecord } from './core/results.js';
-import { SPEC_FILE } from './core/spec.js';
-import { isAtOrBelow, MODE_SYMLINK } from './core/tree.js';
+import { MODE_SYMLINK } from './core/tree.js';
 import type { Dataset } from './dataset.js';
 
 export interface ComputedResult {
@@ -42,13 +41,6 @@ export interface Integrated {
 }
 
 const MAX_RETRIES = 10;
-
-/** Entries of a datum's output directory that belong to it (for a `/` datum: all but spec.yml and bookkeeping). */
-export function datumOutputs(entries: readonly LsTreeEntry[], pipeline: string, outputDir: string): LsTreeEntry[] {
-  return entries.filter(
-    (e) => isAtOrBelow(e.path, outputDir) && (outputDir !== pipeline || (e.path !== `${pipeline}/${SPEC_FILE}` && !isAtOrBelow(e.path, `${pipeline}/${BOOKKEEPING_DIR}`))),
-  );
-}
 
 export class Committer {
   private chain: Promise<unknown> = Promise.resolve();

@@ -9,8 +9,8 @@
  */
 import { hashStruct, gitBlobOid, type Hashable } from './hash.js';
 import type { Datum } from './datums.js';
-import type { PipelineSpec } from './spec.js';
-import { entriesUnder, joinPath, type TreeSnapshot } from './tree.js';
+import { SPEC_FILE, type PipelineSpec } from './spec.js';
+import { entriesUnder, isAtOrBelow, joinPath, type TreeSnapshot } from './tree.js';
 
 export interface CodeFile {
   readonly path: string;
@@ -89,4 +89,14 @@ export function markerContent(pipeline: string, datumName: string, key: string):
 
 export function markerOid(pipeline: string, datumName: string, key: string): string {
   return gitBlobOid(markerContent(pipeline, datumName, key));
+}
+
+/**
+ * The entries of a datum's output directory that belong to it. For a `/` datum the output directory is the
+ * pipeline's own, and spec.yml and the bookkeeping directory are never outputs.
+ */
+export function datumOutputs<E extends { readonly path: string }>(entries: readonly E[], pipeline: string, dir: string): E[] {
+  return entries.filter(
+    (e) => isAtOrBelow(e.path, dir) && (dir !== pipeline || (e.path !== `${pipeline}/${SPEC_FILE}` && !isAtOrBelow(e.path, `${pipeline}/${BOOKKEEPING_DIR}`))),
+  );
 }
