@@ -17,7 +17,7 @@ import type { ResourceUsage } from './core/results.js';
 import type { PipelineSpec } from './core/spec.js';
 import type { Dataset } from './dataset.js';
 import { annexKeyFromLinkTarget } from './core/content-key.js';
-import { MODE_SYMLINK, normalizeDatasetPath } from './core/tree.js';
+import { MODE_GITLINK, MODE_SYMLINK, normalizeDatasetPath } from './core/tree.js';
 import { PathEscapeError } from './errors.js';
 
 export interface ComputeJob {
@@ -59,6 +59,10 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     const patterns = ['/.datalad/', '.gitattributes', ...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir].map((p, i) => (i < 2 ? p : sparsePattern(p)));
     await runChecked(['git', 'sparse-checkout', 'set', '--no-cone', '--stdin'], wt, patterns.join('\n') + '\n');
     await runChecked(['git', 'checkout', '-q'], wt);
+    for (const sub of job.datum.inputs.flatMap((i) => i.files.filter((f) => f.entry.mode === MODE_GITLINK).map((f) => f.entry))) {
+      const problem = await installSubdataset(ds, wt, sub.path, sub.oid);
+      if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
+    }
 
     const argv = dataladRunArgv(job);
     const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined });
@@ -77,6 +81,10 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     const escape = await findEscapingOutput(ds, job, outputsCommit);
     if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log };
     return { ok: true, outputsCommit, record: runResult.run_info!, resources: resources(), log };
+  } catch (e) {
+    // One datum's broken set-up fails that datum, never the whole schedule.
+    const reason = `could not run: ${(e as Error).message}`;
+    return { ok: false, reason, stderrTail: '', resources: resources(), log: reason };
   } finally {
     // git-annex turns the worktree's `.git` file into a symlink, which `git worktree remove` refuses:
     // delete the directory, then let git forget it.
@@ -89,6 +97,29 @@ async function runChecked(argv: string[], cwd: string, input?: string): Promise<
   const r = await runUnchecked(argv, { cwd, input });
   if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in ${cwd}: ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+/**
+ * Installs one subdataset of the datum's inputs into the scratch checkout, at its recorded commit, from the
+ * dataset's installed copy, and gets its annexed content (hard-linked where possible). Only the datum's own
+ * subdatasets are installed; `datalad run` then finds their inputs present.
+ */
+async function installSubdataset(ds: Dataset, wt: string, subPath: string, commit: string): Promise<string | undefined> {
+  const source = path.join(ds.dir, subPath);
+  const dest = path.join(wt, subPath);
+  const has = await runUnchecked(['git', 'cat-file', '-e', `${commit}^{commit}`], { cwd: ds.dir, env: { GIT_DIR: path.join(source, '.git') } }).catch(() => undefined);
+  if (has?.exitCode !== 0) return `subdataset ${subPath} (commit ${commit.slice(0, 12)}) is not installed in ${ds.dir}; run: datalad get -n ${subPath}`;
+  // Content comes into the dataset's own copy first (from whatever remotes it has), as `datalad run -i`
+  // does for the dataset's other inputs; the scratch clone then hard-links it from there.
+  const got = await runUnchecked(['git', 'annex', 'get', '-q', '.'], { cwd: source });
+  if (got.exitCode !== 0) return `could not get the content of subdataset ${subPath}: ${got.stderr.trim().split('\n').slice(-2).join(' ')}`;
+  await rm(dest, { recursive: true, force: true });
+  await runChecked(['git', 'clone', '-q', '--no-checkout', '--shared', source, dest], wt);
+  await runChecked(['git', 'checkout', '-q', '--detach', commit], dest);
+  await runChecked(['git', 'config', 'annex.hardlink', 'true'], dest);
+  await runChecked(['git', 'annex', 'init', '-q', 'minipach scratch'], dest);
+  await runChecked(['git', 'annex', 'get', '-q', '.'], dest);
+  return undefined;
 }
 
 /** An output symlink that leads out of the dataset (annex links are fine), as an error; nothing of it is committed. */

@@ -14,6 +14,8 @@ import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type TreeEntry, type TreeSnap
 export class SnapshotReader {
   /** Blob id -> the annex key it names, or null when it is not an annex link/pointer. Blob ids never change meaning. */
   private readonly annexKeys = new Map<string, string | null>();
+  /** Subdataset commit -> its root tree id (undefined when the subdataset is not installed here). */
+  private readonly subdatasetTrees = new Map<string, string | undefined>();
 
   constructor(readonly repo: GitRepo) {}
 
@@ -36,14 +38,27 @@ export class SnapshotReader {
     for (const e of listing) {
       if (e.type === 'tree') continue;
       if (e.mode === MODE_GITLINK) {
-        // A subdataset: identified by its recorded commit until issue #3 reads its tree.
-        entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: `GITLINK-${e.oid}` });
+        entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: await this.subdatasetKey(e.path, e.oid) });
         continue;
       }
       const annexKey = this.annexKeys.get(e.oid) ?? undefined;
       entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey });
     }
     return makeSnapshot(commit, entries);
+  }
+
+  /**
+   * A subdataset's identity is its content: the root tree of its recorded commit, so a re-commit of the
+   * same files, or the same dataset installed under two names, is the same content. When the subdataset
+   * is not installed here its tree cannot be read, and the commit stands in for it (`GITLINK-<sha>`).
+   */
+  private async subdatasetKey(subPath: string, commit: string): Promise<string> {
+    if (!this.subdatasetTrees.has(commit)) {
+      const r = await runUnchecked(['git', 'rev-parse', '-q', '--verify', `${commit}^{tree}`], { cwd: this.repo.dir, env: { GIT_DIR: path.join(this.repo.dir, subPath, '.git') } }).catch(() => undefined);
+      this.subdatasetTrees.set(commit, r?.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined);
+    }
+    const tree = this.subdatasetTrees.get(commit);
+    return tree ? `TREE-${tree}` : `GITLINK-${commit}`;
   }
 
   /**
