@@ -12,6 +12,7 @@ import { runUnchecked } from './adapters/process.js';
 import { buildCommand } from './core/command.js';
 import { datumOutputs } from './core/identity.js';
 import type { Datum } from './core/datums.js';
+import type { SubdatasetRef } from './core/tree.js';
 import type { DataladRunRecord } from './core/record.js';
 import type { ResourceUsage } from './core/results.js';
 import type { PipelineSpec } from './core/spec.js';
@@ -59,8 +60,8 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     const patterns = ['/.datalad/', '.gitattributes', ...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir].map((p, i) => (i < 2 ? p : sparsePattern(p)));
     await runChecked(['git', 'sparse-checkout', 'set', '--no-cone', '--stdin'], wt, patterns.join('\n') + '\n');
     await runChecked(['git', 'checkout', '-q'], wt);
-    for (const sub of job.datum.inputs.flatMap((i) => i.files.filter((f) => f.entry.mode === MODE_GITLINK).map((f) => f.entry))) {
-      const problem = await installSubdataset(ds, wt, sub.path, sub.oid);
+    for (const need of subdatasetsNeeded(job.datum)) {
+      const problem = await installSubdataset(ds, wt, need);
       if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
     }
 
@@ -99,26 +100,53 @@ async function runChecked(argv: string[], cwd: string, input?: string): Promise<
   return r.stdout;
 }
 
+interface SubdatasetNeed {
+  readonly path: string;
+  readonly commit: string;
+  /** Paths inside it whose content the datum reads; undefined: all of it (the subdataset is the input). */
+  paths?: string[];
+}
+
+/** The subdatasets a datum's files live in (outermost first), and which of their files it reads. */
+export function subdatasetsNeeded(datum: Datum): SubdatasetNeed[] {
+  const needs = new Map<string, SubdatasetNeed>();
+  const need = (ref: SubdatasetRef) => needs.get(ref.path) ?? needs.set(ref.path, { ...ref, paths: [] }).get(ref.path)!;
+  for (const f of datum.inputs.flatMap((i) => i.files)) {
+    const chain = f.entry.subdatasets ?? [];
+    chain.forEach(need);
+    if (f.entry.mode === MODE_GITLINK) need({ path: f.entry.path, commit: f.entry.oid }).paths = undefined;
+    else if (chain.length) {
+      const inner = need(chain[chain.length - 1]!);
+      inner.paths?.push(f.entry.path.slice(inner.path.length + 1));
+    }
+  }
+  return [...needs.values()].sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+}
+
 /**
- * Installs one subdataset of the datum's inputs into the scratch checkout, at its recorded commit, from the
- * dataset's installed copy, and gets its annexed content (hard-linked where possible). Only the datum's own
- * subdatasets are installed; `datalad run` then finds their inputs present.
+ * Installs one subdataset into the scratch checkout, at its recorded commit, from the dataset's installed
+ * copy, and gets the content the datum reads (hard-linked where possible). Only the datum's own subdatasets
+ * are installed; `datalad run` then finds their inputs present.
  */
-async function installSubdataset(ds: Dataset, wt: string, subPath: string, commit: string): Promise<string | undefined> {
-  const source = path.join(ds.dir, subPath);
-  const dest = path.join(wt, subPath);
-  const has = await runUnchecked(['git', 'cat-file', '-e', `${commit}^{commit}`], { cwd: ds.dir, env: { GIT_DIR: path.join(source, '.git') } }).catch(() => undefined);
-  if (has?.exitCode !== 0) return `subdataset ${subPath} (commit ${commit.slice(0, 12)}) is not installed in ${ds.dir}; run: datalad get -n ${subPath}`;
-  // Content comes into the dataset's own copy first (from whatever remotes it has), as `datalad run -i`
-  // does for the dataset's other inputs; the scratch clone then hard-links it from there.
-  const got = await runUnchecked(['git', 'annex', 'get', '-q', '.'], { cwd: source });
-  if (got.exitCode !== 0) return `could not get the content of subdataset ${subPath}: ${got.stderr.trim().split('\n').slice(-2).join(' ')}`;
+async function installSubdataset(ds: Dataset, wt: string, sub: SubdatasetNeed): Promise<string | undefined> {
+  const source = path.join(ds.dir, sub.path);
+  const dest = path.join(wt, sub.path);
+  const has = await runUnchecked(['git', 'cat-file', '-e', `${sub.commit}^{commit}`], { cwd: ds.dir, env: { GIT_DIR: path.join(source, '.git') } }).catch(() => undefined);
+  if (has?.exitCode !== 0) return `subdataset ${sub.path} (commit ${sub.commit.slice(0, 12)}) is not installed in ${ds.dir}; run: datalad get -n ${sub.path}`;
+  // An ancestor of the datum's subdataset is installed too (datalad needs the chain), without content.
+  const paths = sub.paths === undefined ? ['.'] : sub.paths;
+  if (paths.length) {
+    // Content comes into the dataset's own copy first (from whatever remotes it has), as `datalad run -i`
+    // does for the dataset's other inputs; the scratch clone then hard-links it from there.
+    const got = await runUnchecked(['git', 'annex', 'get', '-q', '--', ...paths], { cwd: source });
+    if (got.exitCode !== 0) return `could not get the content of subdataset ${sub.path}: ${got.stderr.trim().split('\n').slice(-2).join(' ')}`;
+  }
   await rm(dest, { recursive: true, force: true });
   await runChecked(['git', 'clone', '-q', '--no-checkout', '--shared', source, dest], wt);
-  await runChecked(['git', 'checkout', '-q', '--detach', commit], dest);
+  await runChecked(['git', 'checkout', '-q', '--detach', sub.commit], dest);
   await runChecked(['git', 'config', 'annex.hardlink', 'true'], dest);
   await runChecked(['git', 'annex', 'init', '-q', 'minipach scratch'], dest);
-  await runChecked(['git', 'annex', 'get', '-q', '.'], dest);
+  if (paths.length) await runChecked(['git', 'annex', 'get', '-q', '--', ...paths], dest);
   return undefined;
 }
 

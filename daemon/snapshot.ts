@@ -9,7 +9,7 @@ import { GitRepo } from './adapters/git.js';
 import { runUnchecked } from './adapters/process.js';
 import { annexKeyFromLinkTarget, annexKeyFromPointer, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from './core/content-key.js';
 import { loadSpec, SPEC_FILE, type PipelineSpec } from './core/spec.js';
-import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type TreeEntry, type TreeSnapshot } from './core/tree.js';
+import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from './core/tree.js';
 
 export class SnapshotReader {
   /** Blob id -> the annex key it names, or null when it is not an annex link/pointer. Blob ids never change meaning. */
@@ -20,7 +20,15 @@ export class SnapshotReader {
   constructor(readonly repo: GitRepo) {}
 
   async read(commit: string): Promise<TreeSnapshot> {
-    const listing = await this.repo.lsTree(commit);
+    return makeSnapshot(commit, await this.readTree(this.repo, commit, '', undefined));
+  }
+
+  /**
+   * The files of `commit` in `repo`, paths prefixed with `prefix`. Installed subdatasets are descended into
+   * at their recorded commit, so globs see their files too; those entries name their subdataset.
+   */
+  private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<TreeEntry[]> {
+    const listing = await repo.lsTree(commit);
     const unknown: string[] = [];
     for (const e of listing) {
       if (e.type !== 'blob' || this.annexKeys.has(e.oid)) continue;
@@ -28,7 +36,7 @@ export class SnapshotReader {
       else this.annexKeys.set(e.oid, null);
     }
     if (unknown.length) {
-      const blobs = await this.repo.readBlobs([...new Set(unknown)]);
+      const blobs = await repo.readBlobs([...new Set(unknown)]);
       for (const oid of unknown) {
         const text = blobs.get(oid)?.toString('utf8') ?? '';
         this.annexKeys.set(oid, annexKeyFromLinkTarget(text) ?? annexKeyFromPointer(text) ?? null);
@@ -37,28 +45,31 @@ export class SnapshotReader {
     const entries: TreeEntry[] = [];
     for (const e of listing) {
       if (e.type === 'tree') continue;
+      const p = prefix + e.path;
       if (e.mode === MODE_GITLINK) {
-        entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: await this.subdatasetKey(e.path, e.oid) });
+        const tree = await this.subdatasetTree(repo, e.path, e.oid);
+        entries.push({ path: p, mode: e.mode, oid: e.oid, contentKey: tree ? `TREE-${tree}` : `GITLINK-${e.oid}`, subdatasets });
+        if (tree) entries.push(...(await this.readTree(new GitRepo(path.join(repo.dir, e.path)), e.oid, p + '/', [...(subdatasets ?? []), { path: p, commit: e.oid }])));
         continue;
       }
       const annexKey = this.annexKeys.get(e.oid) ?? undefined;
-      entries.push({ path: e.path, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey });
+      entries.push({ path: p, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey, subdatasets });
     }
-    return makeSnapshot(commit, entries);
+    return entries;
   }
 
   /**
    * A subdataset's identity is its content: the root tree of its recorded commit, so a re-commit of the
    * same files, or the same dataset installed under two names, is the same content. When the subdataset
-   * is not installed here its tree cannot be read, and the commit stands in for it (`GITLINK-<sha>`).
+   * is not installed here its tree cannot be read; the caller then keys it by commit (`GITLINK-<sha>`).
    */
-  private async subdatasetKey(subPath: string, commit: string): Promise<string> {
+  private async subdatasetTree(repo: GitRepo, subPath: string, commit: string): Promise<string | undefined> {
     if (!this.subdatasetTrees.has(commit)) {
-      const r = await runUnchecked(['git', 'rev-parse', '-q', '--verify', `${commit}^{tree}`], { cwd: this.repo.dir, env: { GIT_DIR: path.join(this.repo.dir, subPath, '.git') } }).catch(() => undefined);
+      const gitDir = path.join(repo.dir, subPath, '.git');
+      const r = await runUnchecked(['git', 'rev-parse', '-q', '--verify', `${commit}^{tree}`], { cwd: repo.dir, env: { GIT_DIR: gitDir } }).catch(() => undefined);
       this.subdatasetTrees.set(commit, r?.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined);
     }
-    const tree = this.subdatasetTrees.get(commit);
-    return tree ? `TREE-${tree}` : `GITLINK-${commit}`;
+    return this.subdatasetTrees.get(commit);
   }
 
   /**

@@ -6,6 +6,11 @@
 export const MODE_SYMLINK = '120000';
 export const MODE_GITLINK = '160000';
 
+export interface SubdatasetRef {
+  readonly path: string;
+  readonly commit: string;
+}
+
 export interface TreeEntry {
   /** Dataset-relative path, e.g. `raw/sub-01/T1.nii.gz`. */
   readonly path: string;
@@ -17,6 +22,8 @@ export interface TreeEntry {
   readonly contentKey: string;
   /** The full annex key when the file is annexed (symlink or unlocked pointer file). */
   readonly annexKey?: string;
+  /** The subdatasets holding this entry, outermost first, each at its recorded commit (absent at top level). */
+  readonly subdatasets?: readonly SubdatasetRef[];
 }
 
 export interface TreeSnapshot {

@@ -54,3 +54,35 @@ describe('subdatasets as datums', () => {
     await ds.fsck();
   });
 });
+
+describe('a repo that is a subdataset', () => {
+  let ds: TestDataset;
+  afterAll(() => ds?.cleanup());
+
+  it('globs inside it, dedups by content, and fetches only the datum\'s files', async () => {
+    ds = await TestDataset.create();
+    const dl = (...a: string[]) => execa('datalad', a, { cwd: ds.dir, env: ENV });
+    await dl('create', '-d', '.', 'raw');
+    ds.write({
+      'raw/sub-01/scan.dat': 'identical scan\n',
+      'raw/sub-02/scan.dat': 'identical scan\n',
+      'raw/sub-03/scan.dat': 'a different scan\n',
+      'sizes/spec.yml': `input:
+  pfs: { repo: raw, glob: "/sub-*" }
+transform:
+  cmd: [sh, -c]
+  stdin:
+    - 'wc -c < "$MINIPACH_IN_raw/scan.dat" > "$MINIPACH_OUT/size"'
+    - 'find raw -name scan.dat -exec test -e {} \\; -print | wc -l | tr -d " " > "$MINIPACH_OUT/present"'
+`,
+    });
+    await dl('save', '-r', '-m', 'raw data as a subdataset');
+    const { exitCode, report } = await ds.scheduleJson();
+    expect(exitCode).toBe(0);
+    expect(report.pipelines[0]!.datums.map((d) => [d.name, d.action])).toEqual([['sub-01', 'compute'], ['sub-02', 'link'], ['sub-03', 'compute']]);
+    expect(readFileSync(path.join(ds.dir, 'sizes/sub-03/size'), 'utf8').trim()).toBe('17');
+    // Only the datum's own file had content in its checkout.
+    expect(readFileSync(path.join(ds.dir, 'sizes/sub-03/present'), 'utf8').trim()).toBe('1');
+    await ds.fsck();
+  });
+});
