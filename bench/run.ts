@@ -1,0 +1,198 @@
+/**
+ * `npm run bench [-- --quick] [-- --out FILE] [-- --readme]`: minipach beside Snakemake and a `datalad run`
+ * loop, on the same generated workloads, in one run. Prints one table; writes the same figures as JSON;
+ * with --readme, regenerates the README's performance section from that JSON.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { changeOneFile, ENV, plainFiles, planningDataset, runDataset, subjects } from './workloads.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const BIN = path.join(ROOT, 'bin/minipach.js');
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const outFile = args.includes('--out') ? path.resolve(args[args.indexOf('--out') + 1]!) : path.join(ROOT, 'bench/out/results.json');
+
+interface Measure {
+  wall: number;
+  maxRssKiB: number;
+}
+
+/** Runs a command under GNU time: wall seconds and peak RSS of the process (KiB). */
+async function measure(cmd: string[], cwd: string): Promise<Measure & { stdout: string }> {
+  const tf = path.join(os.tmpdir(), `bench-time-${process.pid}`);
+  const r = await execa('/usr/bin/time', ['-o', tf, '-f', '%e %M', ...cmd], { cwd, env: ENV, reject: false, all: true });
+  const [wall, rss] = readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed in ${cwd} (exit ${r.exitCode}):\n${r.all?.slice(-2000)}`);
+  return { wall: wall!, maxRssKiB: rss!, stdout: r.stdout };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+interface Figure {
+  id: string;
+  figure: string;
+  unit: string;
+  minipach: number | null;
+  peer?: string;
+  peerValue?: number | null;
+  /** peer / minipach for times (how many times faster minipach is), minipach / peer for per-datum overheads. */
+  ratio?: number | null;
+  target?: string;
+  met?: boolean | null;
+  note?: string;
+}
+
+const figures: Figure[] = [];
+const log = (s: string) => process.stderr.write(s + '\n');
+
+async function planning(root: string, sizes: number[], repeats: number, snakeUpTo: number) {
+  for (const n of sizes) {
+    log(`planning: ${n} datums`);
+    const ds = await planningDataset(root, n);
+    const plain = n <= snakeUpTo ? plainFiles(root, n) : undefined;
+    const mp: Measure[] = [];
+    const sm: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      // Cold for minipach: no result-index cache, a fresh process.
+      rmSync(path.join(ds, '.git/minipach'), { recursive: true, force: true });
+      const m = await measure(['node', BIN, 'plan', '--json'], ds);
+      const planned = JSON.parse(m.stdout).pipelines[0].datums.length;
+      if (planned !== n) throw new Error(`minipach planned ${planned} datums, expected ${n}`);
+      mp.push(m);
+      if (plain) sm.push((await measure(['snakemake', '-n', '-c1', '--quiet'], plain)).wall);
+    }
+    const mpWall = median(mp.map((m) => m.wall));
+    const smWall = sm.length ? median(sm) : null;
+    figures.push({
+      id: `plan-${n}`,
+      figure: `plan ${n} datums`,
+      unit: 's',
+      minipach: mpWall,
+      peer: 'snakemake -n',
+      peerValue: smWall,
+      ratio: smWall ? smWall / mpWall : null,
+      target: n === 100_000 ? '< 3 s' : n === 10_000 ? '>= 10x faster than snakemake -n' : undefined,
+      met: n === 100_000 ? mpWall < 3 : n === 10_000 && smWall ? smWall / mpWall >= 10 : undefined,
+      note: plain ? undefined : `snakemake -n not run above ${snakeUpTo} datums (its DAG build grows superlinearly)`,
+    });
+    const same = await measure(['node', BIN, 'plan', '--json'], ds);
+    figures.push({ id: `replan-nochange-${n}`, figure: `re-plan, nothing changed, ${n}`, unit: 's', minipach: same.wall, target: n === 100_000 ? '< 1 s' : undefined, met: n === 100_000 ? same.wall < 1 : undefined });
+    await changeOneFile(ds, Math.floor(n / 2));
+    const changed = await measure(['node', BIN, 'plan', '--json'], ds);
+    figures.push({ id: `replan-onefile-${n}`, figure: `re-plan after a one-file change, ${n}`, unit: 's', minipach: changed.wall });
+    figures.push({ id: `plan-rss-${n}`, figure: `peak RSS planning ${n} datums`, unit: 'MiB', minipach: median(mp.map((m) => m.maxRssKiB)) / 1024 });
+    rmSync(ds, { recursive: true, force: true });
+    if (plain) rmSync(plain, { recursive: true, force: true });
+  }
+}
+
+async function endToEnd(root: string, n: number) {
+  log(`end to end: ${n} datums, 2-way parallel`);
+  const mds = await runDataset(root, 'e2e-minipach', n, false);
+  const m = await measure(['node', BIN, 'schedule', '-j', '2', '--json'], mds);
+  const report = JSON.parse(m.stdout);
+  if (report.counts.computed !== n) throw new Error(`minipach computed ${report.counts.computed} of ${n}`);
+  const plain = plainFiles(root, n, 'e2e-snakemake');
+  const s = await measure(['snakemake', '-c2', '--quiet'], plain);
+  const lds = await runDataset(root, 'e2e-datalad', n, false);
+  const loop = subjects(n)
+    .map((x) => `datalad run -m ${x} -i raw/${x} -o count/${x} "mkdir -p count/${x} && wc -c < raw/${x}/data.txt > count/${x}/n" >/dev/null`)
+    .join(' && ');
+  const l = await measure(['sh', '-c', loop], lds);
+  // The commands themselves take ~0 s, so wall x parallelism / n is the per-datum overhead.
+  const per = (wall: number, par: number) => (wall * par) / n;
+  figures.push({ id: `e2e-wall-${n}`, figure: `end to end ${n} datums, wall (-j2 / -c2 / serial loop)`, unit: 's', minipach: m.wall, peer: 'snakemake -c2', peerValue: s.wall, ratio: s.wall / m.wall });
+  figures.push({ id: `e2e-wall-loop-${n}`, figure: `end to end ${n} datums, wall`, unit: 's', minipach: m.wall, peer: 'datalad run loop', peerValue: l.wall, ratio: l.wall / m.wall });
+  figures.push({
+    id: `e2e-overhead-${n}`,
+    figure: `overhead per datum (wall x parallelism / n)`,
+    unit: 's',
+    minipach: per(m.wall, 2),
+    peer: 'snakemake -c2',
+    peerValue: per(s.wall, 2),
+    ratio: per(m.wall, 2) / per(s.wall, 2),
+    target: '<= 1/3 of snakemake',
+    met: per(m.wall, 2) <= per(s.wall, 2) / 3,
+  });
+  figures.push({ id: `e2e-overhead-loop-${n}`, figure: `overhead per datum`, unit: 's', minipach: per(m.wall, 2), peer: 'datalad run loop', peerValue: per(l.wall, 1), ratio: per(m.wall, 2) / per(l.wall, 1) });
+  for (const d of [mds, plain, lds]) rmSync(d, { recursive: true, force: true });
+}
+
+async function dedup(root: string, n: number) {
+  log(`dedup: ${n} datums, half of them duplicates`);
+  const unique = await runDataset(root, 'dedup-unique', n, false);
+  const dup = await runDataset(root, 'dedup-half', n, true);
+  const u = await measure(['node', BIN, 'schedule', '-j', '2', '--json'], unique);
+  const d = await measure(['node', BIN, 'schedule', '-j', '2', '--json'], dup);
+  const uc = JSON.parse(u.stdout).counts;
+  const dc = JSON.parse(d.stdout).counts;
+  figures.push({ id: `dedup-computations-${n}`, figure: `computations, ${n} datums (half duplicates vs none)`, unit: 'datums', minipach: dc.computed, peer: 'same N, no duplicates', peerValue: uc.computed, ratio: uc.computed / dc.computed, note: `${dc.linked} linked` });
+  figures.push({ id: `dedup-wall-${n}`, figure: `wall, ${n} datums (half duplicates vs none)`, unit: 's', minipach: d.wall, peer: 'same N, no duplicates', peerValue: u.wall, ratio: u.wall / d.wall });
+  for (const x of [unique, dup]) rmSync(x, { recursive: true, force: true });
+}
+
+async function versions(): Promise<Record<string, string>> {
+  const v = async (cmd: string[]) => (await execa(cmd[0]!, cmd.slice(1), { reject: false })).stdout.split('\n')[0]!.trim();
+  return {
+    node: process.version,
+    git: await v(['git', '--version']),
+    'git-annex': await v(['git', 'annex', 'version', '--raw']),
+    datalad: await v(['datalad', '--version']),
+    snakemake: await v(['snakemake', '--version']),
+  };
+}
+
+function table(): string {
+  const fmt = (x: number | null | undefined, unit = '') => (x === null || x === undefined ? '-' : `${x < 10 ? x.toFixed(3) : x.toFixed(1)}${unit}`);
+  const rows = figures.map((f) => [f.figure, `${fmt(f.minipach)} ${f.unit}`, f.peer ?? '', f.peer ? `${fmt(f.peerValue)} ${f.unit}` : '', f.ratio ? `${f.ratio.toFixed(2)}x` : '', f.target ? `${f.target}: ${f.met === null || f.met === undefined ? 'n/a' : f.met ? 'met' : 'MISSED'}` : '', f.note ?? '']);
+  const head = ['figure', 'minipach', 'peer', 'peer value', 'ratio', 'target', 'note'];
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+async function main() {
+  await execa('bash', [path.join(ROOT, 'bench/setup.sh')], { stdio: 'inherit' });
+  const root = mkdtempSync(path.join(os.tmpdir(), 'minipach-bench-'));
+  const started = new Date();
+  try {
+    if (quick) {
+      await planning(root, [1000], 1, 1000);
+      await endToEnd(root, 10);
+      await dedup(root, 10);
+    } else {
+      await planning(root, [1000, 10_000, 100_000], 3, 10_000);
+      await endToEnd(root, 500);
+      await dedup(root, 100);
+    }
+    figures.push({ id: 'event-latency', figure: 'event -> first job / -> results on branch, p50 and p95', unit: 's', minipach: null, target: 'p95 < 1 s', met: null, note: 'not measured: needs the daemon and event sources (issues 4 and 5)' });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const result = {
+    date: started.toISOString(),
+    mode: quick ? 'quick' : 'full',
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}`, ...(await versions()) },
+    figures,
+  };
+  await execa('mkdir', ['-p', path.dirname(outFile)]);
+  writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+  const text = `minipach bench (${result.mode}), ${result.date.slice(0, 10)}, ${result.machine.cores} cores, ${result.machine.memoryGiB} GiB, ${result.machine.cpu}\n\n${table()}\n`;
+  process.stdout.write(text + `\nJSON: ${outFile}\n`);
+  if (args.includes('--readme')) updateReadme(result, text);
+}
+
+function updateReadme(result: { date: string; machine: Record<string, unknown> }, text: string) {
+  const readme = path.join(ROOT, 'README.md');
+  const body = readFileSync(readme, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const versions = ['node', 'git', 'git-annex', 'datalad', 'snakemake'].map((k) => `${k} ${result.machine[k]}`).join(', ');
+  const section = `${start}\n_Generated by \`npm run bench -- --readme\` from ${path.relative(ROOT, outFile)} on ${result.date.slice(0, 10)}. Versions: ${versions}._\n\n${text.split('\n').slice(2).join('\n')}${end}`;
+  const i = body.indexOf(start);
+  const j = body.indexOf(end);
+  writeFileSync(readme, i >= 0 && j > i ? body.slice(0, i) + section + body.slice(j + end.length) : `${body}\n## Performance\n\n${section}\n`);
+}
+
+await main();
