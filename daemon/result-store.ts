@@ -33,6 +33,8 @@ async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
 export class ResultStore {
   private readonly cacheFile: string;
   private readonly failuresFile: string;
+  /** Failure updates are read-modify-write of one file: concurrent jobs must not interleave them. */
+  private failureWrites: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly ds: Dataset) {
     this.cacheFile = path.join(ds.stateDir, `index-${ds.branch.replace(/\//g, '_')}.json`);
@@ -77,18 +79,28 @@ export class ResultStore {
     return (await readJson<Record<string, FailureRecord>>(this.failuresFile)) ?? {};
   }
 
-  async recordFailure(f: Omit<FailureRecord, 'tries' | 'at'>): Promise<FailureRecord> {
-    const all = await this.failures();
-    const rec: FailureRecord = { ...f, tries: (all[f.key]?.tries ?? 0) + 1, at: new Date().toISOString() };
-    all[f.key] = rec;
-    await writeJsonAtomic(this.failuresFile, all);
-    return rec;
+  recordFailure(f: Omit<FailureRecord, 'tries' | 'at'>): Promise<FailureRecord> {
+    return this.updateFailures((all) => {
+      const rec: FailureRecord = { ...f, tries: (all[f.key]?.tries ?? 0) + 1, at: new Date().toISOString() };
+      all[f.key] = rec;
+      return rec;
+    });
   }
 
-  async clearFailures(keys: readonly string[]): Promise<void> {
-    const all = await this.failures();
-    let changed = false;
-    for (const k of keys) if (k in all) (delete all[k], (changed = true));
-    if (changed) await writeJsonAtomic(this.failuresFile, all);
+  clearFailures(keys: readonly string[]): Promise<void> {
+    return this.updateFailures((all) => {
+      for (const k of keys) delete all[k];
+    });
+  }
+
+  private updateFailures<T>(change: (all: Record<string, FailureRecord>) => T): Promise<T> {
+    const next = this.failureWrites.then(async () => {
+      const all = await this.failures();
+      const result = change(all);
+      await writeJsonAtomic(this.failuresFile, all);
+      return result;
+    });
+    this.failureWrites = next.catch(() => undefined);
+    return next;
   }
 }

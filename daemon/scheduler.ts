@@ -80,7 +80,8 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     const removals = all.filter(({ d }) => d.action === 'remove');
     if (!computes.length && !links.length && !removals.length) break;
 
-    // Compute, then resolve links to results computed in this round.
+    // Compute. Links whose source is computed in this round are placed in the next round, once the
+    // source's commit is on the branch and in the index (one extra plan, no extra computation).
     const fresh = new Map<string, ComputedResult>();
     let done = 0;
     await pool(computes, opts.jobs ?? 1, async ({ d, spec, transformKey }) => {
@@ -106,7 +107,6 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
           outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'link', status: 'failed', reason: `its source ${src.pending.pipeline}/${src.pending.name || '.'} failed` });
           continue;
         }
-        // Linked after the source's commit exists: resolved in a later round from the index.
         continue;
       }
       linkRequests.push({ plan: d, transformKey, source: src as ResultRecord });
