@@ -5,7 +5,7 @@
  * cannot dirty it. Worktrees share the annex object store, so inputs need no copy and outputs land where
  * the committer can reference them.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runUnchecked } from './adapters/process.js';
@@ -56,6 +56,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
   const started = Date.now();
   const resources = () => ({ wall: (Date.now() - started) / 1000 });
   try {
+    await enableWorktreeConfig(ds);
     await ds.repo.git(['worktree', 'add', '--no-checkout', '--detach', wt, job.baseCommit]);
     const patterns = ['/.datalad/', '.gitattributes', ...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir].map((p, i) => (i < 2 ? p : sparsePattern(p)));
     await runChecked(['git', 'sparse-checkout', 'set', '--no-cone', '--stdin'], wt, patterns.join('\n') + '\n');
@@ -87,11 +88,40 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     const reason = `could not run: ${(e as Error).message}`;
     return { ok: false, reason, stderrTail: '', resources: resources(), log: reason };
   } finally {
-    // git-annex turns the worktree's `.git` file into a symlink, which `git worktree remove` refuses:
-    // delete the directory, then let git forget it.
-    await rm(wt, { recursive: true, force: true });
-    await runUnchecked(['git', 'worktree', 'prune'], { cwd: ds.dir });
+    await removeWorktree(ds, wt);
   }
+}
+
+const worktreeConfigReady = new Map<string, Promise<unknown>>();
+
+/**
+ * `sparse-checkout set` turns on `extensions.worktreeConfig` in the shared config when it is off; jobs
+ * running at once would race for the config lock, so it is turned on once, before any job.
+ */
+function enableWorktreeConfig(ds: Dataset): Promise<unknown> {
+  let ready = worktreeConfigReady.get(ds.gitDir);
+  if (!ready) {
+    ready = ds.repo.git(['config', 'extensions.worktreeConfig', 'true']);
+    worktreeConfigReady.set(ds.gitDir, ready);
+  }
+  return ready;
+}
+
+/**
+ * git-annex turns a worktree's `.git` file into a symlink to its admin dir, which `git worktree remove`
+ * refuses. So both are deleted here, for this worktree only: a `git worktree prune` would race with other
+ * jobs' `worktree add` and delete their half-made admin dirs.
+ */
+async function removeWorktree(ds: Dataset, wt: string): Promise<void> {
+  const dotGit = path.join(wt, '.git');
+  let admin: string | undefined;
+  try {
+    admin = (await lstat(dotGit)).isSymbolicLink() ? await realpath(dotGit) : /^gitdir: (.*)$/m.exec(await readFile(dotGit, 'utf8'))?.[1]?.trim();
+  } catch {
+    admin = undefined;
+  }
+  await rm(wt, { recursive: true, force: true });
+  if (admin && path.dirname(admin) === path.join(ds.gitDir, 'worktrees')) await rm(admin, { recursive: true, force: true });
 }
 
 async function runChecked(argv: string[], cwd: string, input?: string): Promise<string> {

@@ -117,6 +117,11 @@ export interface ScheduleJson {
   warnings: string[];
 }
 
+/** The failed datums of a report with their reasons, for assertion messages. */
+export function failures(r: ScheduleJson): string {
+  return JSON.stringify(r.pipelines.flatMap((p) => p.datums.filter((d) => d.status === 'failed').map((d) => `${p.name}/${d.name}: ${d.reason} ${d.stderrTail ?? ''}`)));
+}
+
 export function datum(r: ScheduleJson, pipeline: string, name: string): DatumJson {
   const d = r.pipelines.find((p) => p.name === pipeline)?.datums.find((x) => x.name === name);
   if (!d) throw new Error(`no datum ${pipeline}/${name} in ${JSON.stringify(r.pipelines.map((p) => [p.name, p.datums.map((x) => x.name)]))}`);

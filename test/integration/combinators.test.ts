@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datum, TestDataset } from '../helpers/dataset.js';
+import { datum, failures, TestDataset } from '../helpers/dataset.js';
 
 const PAIR = (outer: string) => `input:
   join:
@@ -59,7 +59,7 @@ describe('joins, groups and crosses on a real study layout', () => {
 
   it('produces Pachyderm\'s datums and tells the command the keys', async () => {
     const { exitCode, report } = await ds.scheduleJson('-j', '2');
-    expect(exitCode).toBe(0);
+    expect(exitCode, failures(report)).toBe(0);
     const names = (p: string) => report.pipelines.find((x) => x.name === p)!.datums.map((d) => d.name).sort();
     expect(names('inner')).toEqual(['sub-02', 'sub-03']);
     expect(names('left')).toEqual(['sub-01', 'sub-02', 'sub-03']);

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { datum, TestDataset } from '../helpers/dataset.js';
+import { datum, failures, TestDataset } from '../helpers/dataset.js';
 
 const STEP = `input:
   pfs: { repo: raw, glob: "/*" }
@@ -108,6 +108,19 @@ describe('failures leave the dataset consistent', () => {
     expect(readFileSync(path.join(ds.dir, 'notes.txt'), 'utf8')).toBe('my unsaved edit\n');
     expect(readFileSync(path.join(ds.dir, 'step/a/copy'), 'utf8')).toBe('x\n');
     expect((await ds.git('status', '--porcelain')).trim()).toBe('M notes.txt');
+  });
+
+  it('concurrent jobs do not trip over each other\'s scratch checkouts', async () => {
+    ds = await TestDataset.create();
+    const files: Record<string, string> = { 'step/spec.yml': STEP };
+    for (let i = 0; i < 16; i++) files[`raw/f${i}`] = `datum ${i}\n`;
+    ds.write(files);
+    await ds.save();
+    const { exitCode, report } = await ds.scheduleJson('-j', '4');
+    expect(exitCode, failures(report)).toBe(0);
+    expect(report.counts.computed).toBe(16);
+    expect((await ds.git('worktree', 'list')).trim().split('\n')).toHaveLength(1);
+    await ds.fsck();
   });
 
   it('a path that is not a dataset, and bad options, are usage errors (exit 2)', async () => {
