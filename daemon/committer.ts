@@ -58,7 +58,7 @@ export class Committer {
     const repo = this.ds.repo;
     const runTrees = new Map<string, LsTreeEntry[]>();
     for (const c of computed) {
-      const entries = datumOutputs(await repo.lsTree(c.outputsCommit, c.plan.outputDir), c.plan.pipeline, c.plan.outputDir);
+      const entries = datumOutputs(await repo.lsTree(c.outputsCommit, [c.plan.outputDir]), c.plan.pipeline, c.plan.outputDir);
       runTrees.set(c.plan.marker, entries);
     }
     const linkTrees = new Map<string, LsTreeEntry[]>();
@@ -72,7 +72,10 @@ export class Committer {
     try {
       for (let attempt = 0; ; attempt++) {
         const head = (await repo.resolve(this.ds.ref))!;
-        const headTree = await repo.lsTree(head);
+        // Only the output directories being replaced are listed; past a thousand of them one full listing
+        // is cheaper (and keeps the argument list within the system's limit).
+        const dirs = [...computed.map((c) => c.plan), ...links.map((l) => l.plan), ...removals].map((p) => p.outputDir);
+        const headTree = await repo.lsTree(head, dirs.length > 1000 ? undefined : dirs);
         const replace = (p: DatumPlan, entries: readonly LsTreeEntry[]): IndexChange[] => [
           ...datumOutputs(headTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path })),
           ...entries.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })),
@@ -132,7 +135,7 @@ export class Committer {
   private async linkedEntries(l: LinkRequest): Promise<LsTreeEntry[]> {
     const src = l.source;
     const srcDir = src.datum === '' ? src.pipeline : `${src.pipeline}/${src.datum}`;
-    const entries = datumOutputs(await this.ds.repo.lsTree(src.commit, srcDir), src.pipeline, srcDir);
+    const entries = datumOutputs(await this.ds.repo.lsTree(src.commit, [srcDir]), src.pipeline, srcDir);
     const links = await this.ds.repo.readBlobs(entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => e.oid));
     const out: LsTreeEntry[] = [];
     for (const e of entries) {

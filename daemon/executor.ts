@@ -57,7 +57,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
   const resources = () => ({ wall: (Date.now() - started) / 1000 });
   try {
     await enableWorktreeConfig(ds);
-    await ds.repo.git(['worktree', 'add', '--no-checkout', '--detach', wt, job.baseCommit]);
+    await withWorktreeLock(ds, () => ds.repo.git(['worktree', 'add', '--no-checkout', '--detach', wt, job.baseCommit]));
     const patterns = ['/.datalad/', '.gitattributes', ...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir].map((p, i) => (i < 2 ? p : sparsePattern(p)));
     await runChecked(['git', 'sparse-checkout', 'set', '--no-cone', '--stdin'], wt, patterns.join('\n') + '\n');
     await runChecked(['git', 'checkout', '-q'], wt);
@@ -93,6 +93,18 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
 }
 
 const worktreeConfigReady = new Map<string, Promise<unknown>>();
+const worktreeLocks = new Map<string, Promise<unknown>>();
+
+/**
+ * `git worktree add` reads every entry of `.git/worktrees/`, and fails on one that another add has only
+ * half written; so adding and removing worktrees of one dataset take turns (a few ms each; the jobs
+ * themselves still run in parallel).
+ */
+function withWorktreeLock<T>(ds: Dataset, fn: () => Promise<T>): Promise<T> {
+  const next = (worktreeLocks.get(ds.gitDir) ?? Promise.resolve()).then(fn);
+  worktreeLocks.set(ds.gitDir, next.catch(() => undefined));
+  return next;
+}
 
 /**
  * `sparse-checkout set` turns on `extensions.worktreeConfig` in the shared config when it is off; jobs
@@ -121,7 +133,7 @@ async function removeWorktree(ds: Dataset, wt: string): Promise<void> {
     admin = undefined;
   }
   await rm(wt, { recursive: true, force: true });
-  if (admin && path.dirname(admin) === path.join(ds.gitDir, 'worktrees')) await rm(admin, { recursive: true, force: true });
+  if (admin && path.dirname(admin) === path.join(ds.gitDir, 'worktrees')) await withWorktreeLock(ds, () => rm(admin, { recursive: true, force: true }));
 }
 
 async function runChecked(argv: string[], cwd: string, input?: string): Promise<string> {
@@ -182,7 +194,7 @@ async function installSubdataset(ds: Dataset, wt: string, sub: SubdatasetNeed): 
 
 /** An output symlink that leads out of the dataset (annex links are fine), as an error; nothing of it is committed. */
 async function findEscapingOutput(ds: Dataset, job: ComputeJob, commit: string): Promise<PathEscapeError | undefined> {
-  const entries = datumOutputs(await ds.repo.lsTree(commit, job.outputDir), job.spec.name, job.outputDir).filter((e) => e.mode === MODE_SYMLINK);
+  const entries = datumOutputs(await ds.repo.lsTree(commit, [job.outputDir]), job.spec.name, job.outputDir).filter((e) => e.mode === MODE_SYMLINK);
   const targets = await ds.repo.readBlobs(entries.map((e) => e.oid));
   for (const e of entries) {
     const target = targets.get(e.oid)?.toString('utf8') ?? '';

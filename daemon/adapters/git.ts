@@ -60,8 +60,10 @@ export class GitRepo {
     return run(['git', ...args], { cwd: this.dir, ...opts });
   }
 
-  async lsTree(commit: string, path?: string): Promise<LsTreeEntry[]> {
-    const out = await runBuffer(['git', 'ls-tree', '-r', '-z', '-l', '--full-tree', commit, ...(path ? ['--', path] : [])], { cwd: this.dir });
+  /** Every file of `commit`, or only those at or below `paths` (taken literally, not as globs). */
+  async lsTree(commit: string, paths?: readonly string[]): Promise<LsTreeEntry[]> {
+    if (paths && !paths.length) return [];
+    const out = await runBuffer(['git', '--literal-pathspecs', 'ls-tree', '-r', '-z', '-l', '--full-tree', commit, ...(paths ? ['--', ...paths] : [])], { cwd: this.dir });
     return parseLsTree(out);
   }
 
