@@ -32,17 +32,6 @@ export class PathEscapeError extends MinipachError {
   }
 }
 
-/** Two datums that would write the same output path. */
-export class OutputCollisionError extends MinipachError {
-  override name = 'OutputCollisionError';
-  constructor(readonly pipeline: string, readonly outputPath: string, readonly datums: [string, string]) {
-    super(
-      `${pipeline}: datums "${datums[0]}" and "${datums[1]}" would both write ${outputPath}; ` +
-        `make their names differ (glob or name the inputs differently)`,
-    );
-  }
-}
-
 /** A child process that exited non-zero (or could not start). */
 export class ProcessError extends MinipachError {
   override name = 'ProcessError';

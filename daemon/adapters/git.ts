@@ -84,10 +84,6 @@ export class GitRepo {
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
   }
 
-  async isBare(): Promise<boolean> {
-    return (await this.git(['rev-parse', '--is-bare-repository'])).trim() === 'true';
-  }
-
   async gitDir(): Promise<string> {
     return (await this.git(['rev-parse', '--absolute-git-dir'])).trim();
   }

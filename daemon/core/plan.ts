@@ -330,10 +330,3 @@ function topologicalOrder(names: readonly string[], upstreamOf: ReadonlyMap<stri
   }
   return { sorted, cyclic: names.filter((n) => !done.has(n)) };
 }
-
-/** Counts of actions, for summaries. */
-export function countActions(plan: Plan): Record<Action, number> {
-  const c: Record<Action, number> = { compute: 0, link: 0, skip: 0, remove: 0, blocked: 0 };
-  for (const p of plan.pipelines) for (const d of p.datums) c[d.action]++;
-  return c;
-}
