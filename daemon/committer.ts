@@ -20,8 +20,8 @@ import type { Dataset } from './dataset.js';
 export interface ComputedResult {
   readonly plan: DatumPlan;
   readonly transformKey: string;
-  /** The commit holding the datum's outputs: the worker's run commit, or its base when nothing changed. */
-  readonly outputsCommit: string;
+  /** The datum's output files from the run commit (or from its base, when the outputs came out unchanged). */
+  readonly outputs: readonly LsTreeEntry[];
   readonly record: DataladRunRecord;
   readonly resources: ResourceUsage;
 }
@@ -56,11 +56,6 @@ export class Committer {
 
   private async integrateNow(computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
     const repo = this.ds.repo;
-    const runTrees = new Map<string, LsTreeEntry[]>();
-    for (const c of computed) {
-      const entries = datumOutputs(await repo.lsTree(c.outputsCommit, [c.plan.outputDir]), c.plan.pipeline, c.plan.outputDir);
-      runTrees.set(c.plan.marker, entries);
-    }
     const linkTrees = new Map<string, LsTreeEntry[]>();
     for (const l of links) linkTrees.set(l.plan.marker, await this.linkedEntries(l));
     const markerBlobs = new Map<string, string>();
@@ -95,7 +90,7 @@ export class Committer {
             join_key: c.plan.datum!.joinKey,
             group_key: c.plan.datum!.groupKey,
           });
-          tip = await repo.commitChanges(tip, replace(c.plan, runTrees.get(c.plan.marker)!), message, indexFile);
+          tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), message, indexFile);
           commits.set(`${c.plan.pipeline}/${c.plan.name}`, tip);
         }
         if (links.length || removals.length) {

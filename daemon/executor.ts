@@ -8,18 +8,18 @@
 import { lstat, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PathEscapeError } from './errors.js';
+import type { LsTreeEntry } from './adapters/git.js';
 import { runUnchecked } from './adapters/process.js';
 import { buildCommand } from './core/command.js';
-import { datumOutputs } from './core/identity.js';
+import { annexKeyFromLinkTarget } from './core/content-key.js';
 import type { Datum } from './core/datums.js';
-import type { SubdatasetRef } from './core/tree.js';
+import { datumOutputs } from './core/identity.js';
 import type { DataladRunRecord } from './core/record.js';
 import type { ResourceUsage } from './core/results.js';
 import type { PipelineSpec } from './core/spec.js';
+import { MODE_GITLINK, MODE_SYMLINK, normalizeDatasetPath, type SubdatasetRef } from './core/tree.js';
 import type { Dataset } from './dataset.js';
-import { annexKeyFromLinkTarget } from './core/content-key.js';
-import { MODE_GITLINK, MODE_SYMLINK, normalizeDatasetPath } from './core/tree.js';
-import { PathEscapeError } from './errors.js';
 
 export interface ComputeJob {
   readonly spec: PipelineSpec;
@@ -30,7 +30,14 @@ export interface ComputeJob {
 }
 
 export type ComputeOutcome =
-  | { readonly ok: true; readonly outputsCommit: string; readonly record: DataladRunRecord; readonly resources: ResourceUsage; readonly log: string }
+  | {
+      readonly ok: true;
+      /** The datum's output files as committed by the run (read once here, handed to the committer). */
+      readonly outputs: readonly LsTreeEntry[];
+      readonly record: DataladRunRecord;
+      readonly resources: ResourceUsage;
+      readonly log: string;
+    }
   | { readonly ok: false; readonly exit?: number; readonly reason: string; readonly stderrTail: string; readonly resources: ResourceUsage; readonly log: string };
 
 /** gitignore-style pattern matching exactly this path (file or directory) from the root. */
@@ -80,9 +87,10 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     }
     // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
     const outputsCommit = (await runChecked(['git', 'rev-parse', 'HEAD'], wt)).trim();
-    const escape = await findEscapingOutput(ds, job, outputsCommit);
+    const outputs = datumOutputs(await ds.repo.lsTree(outputsCommit, [job.outputDir]), job.spec.name, job.outputDir);
+    const escape = await findEscapingOutput(ds, job, outputs);
     if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log };
-    return { ok: true, outputsCommit, record: runResult.run_info!, resources: resources(), log };
+    return { ok: true, outputs, record: runResult.run_info!, resources: resources(), log };
   } catch (e) {
     // One datum's broken set-up fails that datum, never the whole schedule.
     const reason = `could not run: ${(e as Error).message}`;
@@ -193,8 +201,8 @@ async function installSubdataset(ds: Dataset, wt: string, sub: SubdatasetNeed): 
 }
 
 /** An output symlink that leads out of the dataset (annex links are fine), as an error; nothing of it is committed. */
-async function findEscapingOutput(ds: Dataset, job: ComputeJob, commit: string): Promise<PathEscapeError | undefined> {
-  const entries = datumOutputs(await ds.repo.lsTree(commit, [job.outputDir]), job.spec.name, job.outputDir).filter((e) => e.mode === MODE_SYMLINK);
+async function findEscapingOutput(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[]): Promise<PathEscapeError | undefined> {
+  const entries = outputs.filter((e) => e.mode === MODE_SYMLINK);
   const targets = await ds.repo.readBlobs(entries.map((e) => e.oid));
   for (const e of entries) {
     const target = targets.get(e.oid)?.toString('utf8') ?? '';

@@ -91,7 +91,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
       done++;
       opts.onProgress?.({ done, total: computes.length, datum: `${d.pipeline}/${d.name || '.'}` });
       if (outcome.ok) {
-        fresh.set(d.key, { plan: d, transformKey, outputsCommit: outcome.outputsCommit, record: outcome.record, resources: outcome.resources });
+        fresh.set(d.key, { plan: d, transformKey, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources });
         outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'ok', reason: d.reason, log });
       } else {
         failedKeys.add(d.key);
