@@ -1,14 +1,15 @@
 /**
  * The committer: the only writer of the branch. It turns results into commits with git plumbing (a private
- * index, write-tree, commit-tree) and moves the branch with update-ref only from the head it built on, so
- * nobody's commit is ever dropped: if the branch moved meanwhile, the same results are re-applied on the
- * new head. A working tree that has the branch checked out then follows, as a fast-forward would.
+ * index, write-tree, commit-tree) and moves the branch only from the head it built on (branch.ts), so
+ * nobody's commit is ever dropped: if the branch moved meanwhile it refuses, and the scheduler re-plans.
+ * A working tree that has the branch checked out then follows, as a fast-forward would.
  */
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
 import { BranchMovedError } from './errors.js';
 import type { IndexChange, LsTreeEntry } from './adapters/git.js';
-import { runUnchecked } from './adapters/process.js';
+import { publishBranch } from './branch.js';
+import { faultPoint } from './fault.js';
 import { retargetAnnexLink } from './core/content-key.js';
 import { datumOutputs, inputFingerprints, markerContent } from './core/identity.js';
 import type { DatumPlan } from './core/plan.js';
@@ -20,6 +21,8 @@ import type { Dataset } from './dataset.js';
 export interface ComputedResult {
   readonly plan: DatumPlan;
   readonly transformKey: string;
+  /** The run commit the outputs come from (in this repository: handed in by a worker, or made here). */
+  readonly commit: string;
   /** The datum's output files from the run commit (or from its base, when the outputs came out unchanged). */
   readonly outputs: readonly LsTreeEntry[];
   readonly record: DataladRunRecord;
@@ -40,22 +43,27 @@ export interface Integrated {
   readonly worktreeWarning?: string;
 }
 
-const MAX_RETRIES = 10;
-
 export class Committer {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly ds: Dataset) {}
 
-  /** Integrates results; calls are serialised, so there is one writer even with concurrent callers. */
-  integrate(computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
-    const next = this.chain.then(() => this.integrateNow(computed, links, removals));
+  /**
+   * Integrates results on top of `head`, the commit they were planned at; calls are serialised, so there
+   * is one writer even with concurrent callers. Throws BranchMovedError when the branch is no longer at
+   * `head`: results are only valid against the plan they came from, so the caller re-plans and retries
+   * (a result whose datum key still matches is integrated again without recomputation).
+   */
+  integrate(head: string, computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
+    const next = this.chain.then(() => this.integrateNow(head, computed, links, removals));
     this.chain = next.catch(() => undefined);
     return next;
   }
 
-  private async integrateNow(computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
+  private async integrateNow(head: string, computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
     const repo = this.ds.repo;
+    const current = await repo.resolve(this.ds.ref);
+    if (current !== head) throw new BranchMovedError(this.ds.ref, head);
     const linkTrees = new Map<string, LsTreeEntry[]>();
     for (const l of links) linkTrees.set(l.plan.marker, await this.linkedEntries(l));
     const markerBlobs = new Map<string, string>();
@@ -65,62 +73,55 @@ export class Committer {
 
     const indexFile = path.join(this.ds.stateDir, `commit-index-${process.pid}`);
     try {
-      for (let attempt = 0; ; attempt++) {
-        const head = (await repo.resolve(this.ds.ref))!;
-        // Only the output directories being replaced are listed; past a thousand of them one full listing
-        // is cheaper (and keeps the argument list within the system's limit).
-        const dirs = [...computed.map((c) => c.plan), ...links.map((l) => l.plan), ...removals].map((p) => p.outputDir);
-        const headTree = await repo.lsTree(head, dirs.length > 1000 ? undefined : dirs);
-        const replace = (p: DatumPlan, entries: readonly LsTreeEntry[]): IndexChange[] => [
-          ...datumOutputs(headTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path })),
-          ...entries.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })),
-          { path: p.marker, mode: '100644', oid: markerBlobs.get(p.marker)! },
-        ];
-        const commits = new Map<string, string>();
-        let tip = head;
-        for (const c of computed) {
-          const message = formatRunMessage(c.record, {
-            version: 1,
-            pipeline: c.plan.pipeline,
-            datum: c.plan.name,
-            key: c.plan.key,
-            transform_key: c.transformKey,
-            inputs: inputFingerprints(c.plan.datum!),
-            resources: c.resources,
-            join_key: c.plan.datum!.joinKey,
-            group_key: c.plan.datum!.groupKey,
-          });
-          tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), message, indexFile);
-          commits.set(`${c.plan.pipeline}/${c.plan.name}`, tip);
-        }
-        if (links.length || removals.length) {
-          const changes = [
-            ...links.flatMap((l) => replace(l.plan, linkTrees.get(l.plan.marker)!)),
-            ...removals.flatMap((r) => [...datumOutputs(headTree, r.pipeline, r.outputDir).map((e) => ({ path: e.path })), { path: r.marker }]),
-          ];
-          const linkEntries: LinkEntry[] = links.map((l) => ({
-            pipeline: l.plan.pipeline,
-            datum: l.plan.name,
-            key: l.plan.key,
-            source: { pipeline: l.source.pipeline, datum: l.source.datum },
-            run_commit: l.source.runCommit,
-            transform_key: l.transformKey,
-            inputs: inputFingerprints(l.plan.datum!),
-          }));
-          const removeEntries: RemoveEntry[] = removals.map((r) => ({ pipeline: r.pipeline, datum: r.name, key: r.key }));
-          tip = await repo.commitChanges(tip, changes, formatBatchMessage(linkEntries, removeEntries), indexFile);
-          for (const p of [...links.map((l) => l.plan), ...removals]) commits.set(`${p.pipeline}/${p.name}`, tip);
-        }
-        if (tip === head) return { head, commits };
-        try {
-          await repo.moveRef(this.ds.ref, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
-        } catch (e) {
-          if (e instanceof BranchMovedError && attempt < MAX_RETRIES) continue;
-          throw e;
-        }
-        const worktreeWarning = await this.followInWorkingTree(head, tip);
-        return { head: tip, commits, worktreeWarning };
+      // Only the output directories being replaced are listed; past a thousand of them one full listing
+      // is cheaper (and keeps the argument list within the system's limit).
+      const dirs = [...computed.map((c) => c.plan), ...links.map((l) => l.plan), ...removals].map((p) => p.outputDir);
+      const headTree = await repo.lsTree(head, dirs.length > 1000 ? undefined : dirs);
+      const replace = (p: DatumPlan, entries: readonly LsTreeEntry[]): IndexChange[] => [
+        ...datumOutputs(headTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path })),
+        ...entries.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })),
+        { path: p.marker, mode: '100644', oid: markerBlobs.get(p.marker)! },
+      ];
+      const commits = new Map<string, string>();
+      let tip = head;
+      for (const c of computed) {
+        const message = formatRunMessage(c.record, {
+          version: 1,
+          pipeline: c.plan.pipeline,
+          datum: c.plan.name,
+          key: c.plan.key,
+          transform_key: c.transformKey,
+          inputs: inputFingerprints(c.plan.datum!),
+          resources: c.resources,
+          join_key: c.plan.datum!.joinKey,
+          group_key: c.plan.datum!.groupKey,
+        });
+        tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), message, indexFile);
+        commits.set(`${c.plan.pipeline}/${c.plan.name}`, tip);
       }
+      if (links.length || removals.length) {
+        const changes = [
+          ...links.flatMap((l) => replace(l.plan, linkTrees.get(l.plan.marker)!)),
+          ...removals.flatMap((r) => [...datumOutputs(headTree, r.pipeline, r.outputDir).map((e) => ({ path: e.path })), { path: r.marker }]),
+        ];
+        const linkEntries: LinkEntry[] = links.map((l) => ({
+          pipeline: l.plan.pipeline,
+          datum: l.plan.name,
+          key: l.plan.key,
+          source: { pipeline: l.source.pipeline, datum: l.source.datum },
+          run_commit: l.source.runCommit,
+          transform_key: l.transformKey,
+          inputs: inputFingerprints(l.plan.datum!),
+        }));
+        const removeEntries: RemoveEntry[] = removals.map((r) => ({ pipeline: r.pipeline, datum: r.name, key: r.key }));
+        tip = await repo.commitChanges(tip, changes, formatBatchMessage(linkEntries, removeEntries), indexFile);
+        for (const p of [...links.map((l) => l.plan), ...removals]) commits.set(`${p.pipeline}/${p.name}`, tip);
+      }
+      if (tip === head) return { head, commits };
+      await faultPoint('integrate:before-publish');
+      const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
+      await faultPoint('integrate:after-publish');
+      return { head: tip, commits, worktreeWarning };
     } finally {
       await rm(indexFile, { force: true });
     }
@@ -145,20 +146,5 @@ export class Committer {
       out.push({ ...e, path: dest, oid });
     }
     return out;
-  }
-
-  /**
-   * When the branch is checked out here, update index and files from the old head to the new one
-   * (`read-tree -m -u`, a two-way merge: local changes are kept, and a conflicting one stops the update).
-   */
-  private async followInWorkingTree(oldHead: string, newHead: string): Promise<string | undefined> {
-    if (this.ds.bare || (await this.ds.repo.currentBranch()) !== this.ds.branch) return undefined;
-    const r = await runUnchecked(['git', 'read-tree', '-m', '-u', oldHead, newHead], { cwd: this.ds.dir });
-    if (r.exitCode === 0) return undefined;
-    return (
-      `the branch ${this.ds.branch} moved to ${newHead.slice(0, 12)}, but your working tree has uncommitted changes that conflict ` +
-      `with the new results, so it was left as it was (${r.stderr.trim().split('\n')[0]}). Commit or stash your changes, then run: ` +
-      `git read-tree -m -u ${oldHead.slice(0, 12)} HEAD`
-    );
   }
 }

@@ -18,9 +18,14 @@ export interface Dataset {
   readonly bare: boolean;
   /** `<gitdir>/minipach`: failures, logs, caches, scratch worktrees. */
   readonly stateDir: string;
+  /**
+   * The git remote the branch is shared through (a daemon's clone). Set: each plan starts from a fetch, and
+   * results are pushed there (never forced) before the local branch moves. See branch.ts.
+   */
+  readonly remote?: string;
 }
 
-export async function openDataset(dir: string, branch?: string): Promise<Dataset> {
+export async function openDataset(dir: string, branch?: string, remote?: string): Promise<Dataset> {
   const abs = path.resolve(dir);
   const top = await runUnchecked(['git', 'rev-parse', '--show-toplevel'], { cwd: abs }).catch(() => undefined);
   const bareCheck = await runUnchecked(['git', 'rev-parse', '--is-bare-repository'], { cwd: abs }).catch(() => undefined);
@@ -36,5 +41,8 @@ export async function openDataset(dir: string, branch?: string): Promise<Dataset
   if (!(await repo.resolve(`refs/heads/${br}`))) throw new UsageError(`branch "${br}" does not exist in ${root}`);
   const stateDir = path.join(gitDir, 'minipach');
   await mkdir(stateDir, { recursive: true });
-  return { dir: root, repo, gitDir, branch: br, ref: `refs/heads/${br}`, bare, stateDir };
+  if (remote && (await runUnchecked(['git', 'remote', 'get-url', remote], { cwd: root })).exitCode !== 0) {
+    throw new UsageError(`${root} has no git remote "${remote}"; add it with: git -C ${root} remote add ${remote} <url>`);
+  }
+  return { dir: root, repo, gitDir, branch: br, ref: `refs/heads/${br}`, bare, stateDir, remote };
 }

@@ -32,13 +32,26 @@ export interface ComputeJob {
 export type ComputeOutcome =
   | {
       readonly ok: true;
+      /** The run commit (or the base commit, when datalad made none because the outputs came out unchanged). */
+      readonly commit: string;
       /** The datum's output files as committed by the run (read once here, handed to the committer). */
       readonly outputs: readonly LsTreeEntry[];
       readonly record: DataladRunRecord;
       readonly resources: ResourceUsage;
       readonly log: string;
     }
-  | { readonly ok: false; readonly exit?: number; readonly reason: string; readonly stderrTail: string; readonly resources: ResourceUsage; readonly log: string };
+  | {
+      readonly ok: false;
+      readonly exit?: number;
+      readonly reason: string;
+      readonly stderrTail: string;
+      readonly resources: ResourceUsage;
+      readonly log: string;
+      /** Set when the command ran into its datum_timeout. */
+      readonly timedOut?: boolean;
+      /** Set when trying again cannot help (an output escaping the dataset): no retries. */
+      readonly permanent?: boolean;
+    };
 
 /** gitignore-style pattern matching exactly this path (file or directory) from the root. */
 function sparsePattern(p: string): string {
@@ -57,7 +70,17 @@ export function dataladRunArgv(job: ComputeJob): string[] {
   ];
 }
 
-export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeOutcome> {
+export interface ComputeHooks {
+  /**
+   * Runs in the scratch checkout after a successful run, before it is dropped: a worker publishes the run
+   * commit and the outputs' content from here. Throwing fails the datum.
+   */
+  readonly afterRun?: (checkout: string, commit: string, outputs: readonly LsTreeEntry[]) => Promise<void>;
+  /** Called with the pid of the command's process group as it starts (a worker records it for clean-up). */
+  readonly onSpawn?: (pid: number) => void;
+}
+
+export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHooks = {}): Promise<ComputeOutcome> {
   // Outside the git dir: datalad does not work in a worktree placed inside `.git`.
   const wt = await mkdtemp(path.join(os.tmpdir(), `minipach-${job.key.slice(0, 12)}-`));
   const started = Date.now();
@@ -74,13 +97,13 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     }
 
     const argv = dataladRunArgv(job);
-    const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined });
+    const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined, onSpawn: hooks.onSpawn });
     const results = r.stdout.split('\n').filter((l) => l.startsWith('{"action"')).map((l) => JSON.parse(l) as { action: string; status: string; exit_code?: number; run_info?: DataladRunRecord; message?: string });
     const runResult = results.find((x) => x.action === 'run');
     const commandOut = r.stdout.split('\n').filter((l) => !l.startsWith('{"action"')).join('\n');
     const log = `$ ${argv.join(' ')}\n${commandOut}\n--- stderr ---\n${r.stderr}`;
     const stderrTail = tail(r.stderr.split('\n').filter((l) => !l.startsWith('[INFO]')).join('\n'));
-    if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log };
+    if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
     if (!runResult || runResult.status !== 'ok' || results.some((x) => x.status === 'error') || r.exitCode !== 0) {
       const exit = runResult?.exit_code;
       return { ok: false, exit, reason: exit !== undefined ? `exit ${exit}` : `datalad run failed (exit ${r.exitCode})`, stderrTail, resources: resources(), log };
@@ -89,8 +112,9 @@ export async function runCompute(ds: Dataset, job: ComputeJob): Promise<ComputeO
     const outputsCommit = (await runChecked(['git', 'rev-parse', 'HEAD'], wt)).trim();
     const outputs = datumOutputs(await ds.repo.lsTree(outputsCommit, [job.outputDir]), job.spec.name, job.outputDir);
     const escape = await findEscapingOutput(ds, job, outputs);
-    if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log };
-    return { ok: true, outputs, record: runResult.run_info!, resources: resources(), log };
+    if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log, permanent: true };
+    await hooks.afterRun?.(wt, outputsCommit, outputs);
+    return { ok: true, commit: outputsCommit, outputs, record: runResult.run_info!, resources: resources(), log };
   } catch (e) {
     // One datum's broken set-up fails that datum, never the whole schedule.
     const reason = `could not run: ${(e as Error).message}`;

@@ -3,12 +3,14 @@
  * again until nothing is left to do (downstream pipelines become runnable once upstream results land).
  * The plan is the pure core's; this module is the one place that acts on it.
  */
-import { SpecError } from './errors.js';
+import { BranchMovedError, SpecError } from './errors.js';
+import { syncBranch } from './branch.js';
 import { Committer, type ComputedResult, type LinkRequest } from './committer.js';
 import { planDataset, type Action, type DatumPlan, type Plan } from './core/plan.js';
 import type { ResultRecord } from './core/results.js';
 import type { Dataset } from './dataset.js';
-import { runCompute, writeLog } from './executor.js';
+import { runCompute, writeLog, type ComputeOutcome } from './executor.js';
+import type { PipelineSpec } from './core/spec.js';
 import { ResultStore } from './result-store.js';
 import { SnapshotReader } from './snapshot.js';
 
@@ -52,24 +54,68 @@ export interface ScheduleReport {
   readonly warnings: readonly string[];
 }
 
+/** One datum to compute, as the scheduler hands it to a runner. */
+export interface ComputeRequest {
+  readonly plan: DatumPlan;
+  readonly spec: PipelineSpec;
+  readonly transformKey: string;
+  /** The commit the plan was made at: the job's inputs and code are read there. */
+  readonly baseCommit: string;
+}
+
+/**
+ * Where compute jobs run: in this process (LocalRunner) or on the queue (queue.ts). The scheduler, the
+ * committer and everything they decide are the same either way.
+ */
+export interface ComputeRunner {
+  /** Runs the requests; `settled` is called as each one ends (in any order). */
+  run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void>;
+  /** Called once results are on the branch, so the runner can forget their jobs. */
+  integrated?(keys: readonly string[]): Promise<void>;
+}
+
+/** Runs jobs here, `width` at a time, each in a scratch checkout of the dataset itself. */
+export class LocalRunner implements ComputeRunner {
+  constructor(private readonly ds: Dataset, private readonly width = 1) {}
+
+  async run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void> {
+    await pool(requests, this.width, async (r) => {
+      const outcome = await runCompute(this.ds, { spec: r.spec, datum: r.plan.datum!, key: r.plan.key, outputDir: r.plan.outputDir, baseCommit: r.baseCommit });
+      await settled(r, outcome);
+    });
+  }
+}
+
 export interface ScheduleOptions {
-  /** Compute jobs run at once. @defaultValue 1 */
+  /** Compute jobs run at once by the default LocalRunner. @defaultValue 1 */
   readonly jobs?: number;
+  /** Where compute jobs run. @defaultValue a LocalRunner of `jobs` width */
+  readonly runner?: ComputeRunner;
   /** Called as compute jobs start and finish. */
   readonly onProgress?: (event: { done: number; total: number; datum: string }) => void;
 }
 
+/** How many times in a row the branch may move under the committer before scheduling gives up. */
+const MAX_BRANCH_MOVES = 50;
+
 export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise<ScheduleReport> {
   const started = Date.now();
+  const runner: ComputeRunner = opts.runner ?? new LocalRunner(ds, opts.jobs ?? 1);
   const reader = new SnapshotReader(ds.repo);
   const store = new ResultStore(ds);
   const committer = new Committer(ds);
   const outcomes = new Map<string, DatumOutcome>();
   const failedKeys = new Set<string>();
   const warnings: string[] = [];
+  // Results computed but not yet on the branch, by datum and key: when the branch moves under the
+  // committer, the next plan says which of them still hold, and those are integrated without recomputing.
+  const fresh = new Map<string, FreshResult>();
+  let moves = 0;
   let last: PlanAtHead;
 
   for (;;) {
+    const syncWarning = await syncBranch(ds);
+    if (syncWarning) warnings.push(syncWarning);
     last = await planAtHead(ds, reader, store);
     const { plan, head } = last;
     const ready = plan.pipelines.filter((p) => p.status === 'ready');
@@ -82,38 +128,48 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
 
     // Compute. Links whose source is computed in this round are placed in the next round, once the
     // source's commit is on the branch and in the index (one extra plan, no extra computation).
-    const fresh = new Map<string, ComputedResult>();
+    const toRun = computes.filter(({ d }) => !fresh.has(freshId(d)));
     let done = 0;
-    await pool(computes, opts.jobs ?? 1, async ({ d, spec, transformKey }) => {
-      opts.onProgress?.({ done, total: computes.length, datum: `${d.pipeline}/${d.name || '.'}` });
-      const outcome = await runCompute(ds, { spec, datum: d.datum!, key: d.key, outputDir: d.outputDir, baseCommit: head });
-      const log = await writeLog(ds, d.pipeline, d.name, outcome.log);
-      done++;
-      opts.onProgress?.({ done, total: computes.length, datum: `${d.pipeline}/${d.name || '.'}` });
-      if (outcome.ok) {
-        fresh.set(d.key, { plan: d, transformKey, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources });
-        outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'ok', reason: d.reason, log });
-      } else {
-        failedKeys.add(d.key);
-        await store.recordFailure({ key: d.key, pipeline: d.pipeline, datum: d.name, exit: outcome.exit, reason: outcome.reason, stderrTail: outcome.stderrTail });
-        outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'failed', reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, log });
-      }
-    });
+    if (toRun.length) opts.onProgress?.({ done, total: toRun.length, datum: '' });
+    await runner.run(
+      toRun.map(({ d, spec, transformKey }) => ({ plan: d, spec, transformKey, baseCommit: head })),
+      async ({ plan: d, transformKey }, outcome) => {
+        const log = await writeLog(ds, d.pipeline, d.name, outcome.log);
+        done++;
+        opts.onProgress?.({ done, total: toRun.length, datum: `${d.pipeline}/${d.name || '.'}` });
+        if (outcome.ok) {
+          fresh.set(freshId(d), { transformKey, commit: outcome.commit, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources });
+          outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'ok', reason: d.reason, log });
+        } else {
+          failedKeys.add(d.key);
+          await store.recordFailure({ key: d.key, pipeline: d.pipeline, datum: d.name, exit: outcome.exit, reason: outcome.reason, stderrTail: outcome.stderrTail });
+          outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'failed', reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, log });
+        }
+      },
+    );
     const linkRequests: LinkRequest[] = [];
     for (const { d, transformKey } of links) {
       const src = d.source!;
       if ('pending' in src) {
-        if (!fresh.has(src.pending.key)) {
+        if (failedKeys.has(src.pending.key)) {
           outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'link', status: 'failed', reason: `its source ${src.pending.pipeline}/${src.pending.name || '.'} failed` });
-          continue;
         }
         continue;
       }
       linkRequests.push({ plan: d, transformKey, source: src as ResultRecord });
     }
-    const computed = [...fresh.values()];
+    const computed: ComputedResult[] = computes.filter(({ d }) => fresh.has(freshId(d))).map(({ d }) => ({ ...fresh.get(freshId(d))!, plan: d }));
     if (!computed.length && !linkRequests.length && !removals.length) continue;
-    const integrated = await committer.integrate(computed, linkRequests, removals.map((r) => r.d));
+    let integrated;
+    try {
+      integrated = await committer.integrate(head, computed, linkRequests, removals.map((r) => r.d));
+    } catch (e) {
+      if (e instanceof BranchMovedError && ++moves <= MAX_BRANCH_MOVES) continue;
+      throw e;
+    }
+    moves = 0;
+    for (const c of computed) fresh.delete(freshId(c.plan));
+    await runner.integrated?.(computed.map((c) => c.plan.key));
     if (integrated.worktreeWarning) warnings.push(integrated.worktreeWarning);
     await store.clearFailures(computed.map((c) => c.plan.key));
     for (const c of computed) outcomes.set(id(c.plan), { ...outcomes.get(id(c.plan))!, commit: integrated.commits.get(id(c.plan)) });
@@ -122,6 +178,11 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
   }
   return report(ds, last, outcomes, warnings, started);
 }
+
+type FreshResult = Omit<ComputedResult, 'plan'>;
+
+/** A result fits a datum of a later plan only where both its place and its key are the same. */
+const freshId = (d: DatumPlan) => `${d.pipeline}/${d.name}\0${d.key}`;
 
 const id = (d: { pipeline: string; name: string }) => `${d.pipeline}/${d.name}`;
 

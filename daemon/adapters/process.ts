@@ -13,6 +13,8 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Start in its own process group, so a timeout kills the whole tree. */
   readonly detached?: boolean;
+  /** Called with the child's pid once it has started. */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult<T> {
@@ -53,6 +55,7 @@ async function exec(argv: readonly string[], opts: RunOptions, encoding: 'utf8' 
     // With `detached`, kill the whole process group on timeout (a negative pid), not just the leader.
     ...(opts.timeoutMs && !opts.detached ? { timeout: opts.timeoutMs } : {}),
   });
+  if (child.pid && opts.onSpawn) opts.onSpawn(child.pid);
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
   if (opts.timeoutMs && opts.detached) {

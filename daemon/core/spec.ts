@@ -52,6 +52,8 @@ export interface PipelineSpec {
   readonly identity: 'content' | 'path';
   /** Notes for the plan (e.g. accepted-but-ignored Pachyderm fields). */
   readonly notes: readonly string[];
+  /** The spec.yml text it was loaded from: a queued job carries it, and a worker loads it again. */
+  readonly source: string;
 }
 
 export const SPEC_FILE = 'spec.yml';
@@ -162,6 +164,7 @@ function parseSpec(file: string, text: string): PipelineSpec {
     datumTimeout: timeout === undefined ? undefined : parseDuration(timeout as string | number, () => fail(timeoutPath, 'is not a duration', 'e.g. "90s", "30m", "2h"')),
     identity: (obj['identity'] as 'content' | 'path' | undefined) ?? 'content',
     notes,
+    source: text,
   };
 }
 

@@ -1,0 +1,102 @@
+/**
+ * The branch that receives results, as the committer sees it: where a plan starts from (`syncBranch`) and
+ * how a new tip is published (`publishBranch`). Without a remote that is the local ref, moved with a
+ * compare-and-swap. With one, the remote is the shared truth: each plan starts from a fetch, results are
+ * pushed there first (a plain push, never forced, so anybody's commit that got there first makes it fail
+ * and the caller re-plans on top of it), and the local branch follows.
+ */
+import { BranchMovedError, MinipachError } from './errors.js';
+import { runUnchecked } from './adapters/process.js';
+import type { Dataset } from './dataset.js';
+
+/** Private refs where workers hand in their run commits, one per datum key. */
+export const RUN_REF_PREFIX = 'refs/minipach/runs/';
+
+export const runRef = (key: string) => `${RUN_REF_PREFIX}${key}`;
+
+export class BranchDivergedError extends MinipachError {
+  override name = 'BranchDivergedError';
+  constructor(readonly ds: Dataset, local: string, remote: string) {
+    super(
+      `${ds.dir}: branch ${ds.branch} (${local.slice(0, 12)}) and ${ds.remote}/${ds.branch} (${remote.slice(0, 12)}) have diverged; ` +
+        `minipach only integrates on top of the remote. Bring the local branch in line, e.g. git -C ${ds.dir} merge ${ds.remote}/${ds.branch} && git -C ${ds.dir} push ${ds.remote} ${ds.branch}`,
+    );
+  }
+}
+
+async function git(ds: Dataset, args: string[]) {
+  return runUnchecked(['git', ...args], { cwd: ds.dir });
+}
+
+/**
+ * Fetches the branch and the handed-in run commits from the remote and brings the local branch up to the
+ * remote's (a fast-forward; a working tree that has it checked out follows). No remote: nothing to do.
+ */
+export async function syncBranch(ds: Dataset): Promise<string | undefined> {
+  if (!ds.remote) return undefined;
+  const tracking = `refs/remotes/${ds.remote}/${ds.branch}`;
+  const f = await git(ds, ['fetch', '-q', ds.remote, `+refs/heads/*:refs/remotes/${ds.remote}/*`, `+${RUN_REF_PREFIX}*:${RUN_REF_PREFIX}*`]);
+  if (f.exitCode !== 0) throw new MinipachError(`could not fetch from ${ds.remote} in ${ds.dir}: ${f.stderr.trim().split('\n').slice(-2).join(' ')}`);
+  const remoteHead = await ds.repo.resolve(tracking);
+  const local = await ds.repo.resolve(ds.ref);
+  if (!remoteHead || remoteHead === local) return undefined;
+  if (!local || (await isAncestor(ds, local, remoteHead))) {
+    await ds.repo.moveRef(ds.ref, remoteHead, local ?? '0'.repeat(40), `minipach: fast-forward to ${ds.remote}/${ds.branch}`);
+    return local ? followInWorkingTree(ds, local, remoteHead) : undefined;
+  }
+  // Local is ahead: an earlier publish pushed nothing (the remote was unreachable). Push it now.
+  if (await isAncestor(ds, remoteHead, local)) {
+    await pushBranch(ds, local);
+    return undefined;
+  }
+  throw new BranchDivergedError(ds, local, remoteHead);
+}
+
+/**
+ * Moves the branch from `expected` to `tip`. Throws BranchMovedError when somebody got there first (the
+ * caller re-plans on the new head and integrates again).
+ */
+export async function publishBranch(ds: Dataset, tip: string, expected: string, reason: string): Promise<string | undefined> {
+  if (ds.remote) await pushBranch(ds, tip);
+  await ds.repo.moveRef(ds.ref, tip, expected, reason);
+  return followInWorkingTree(ds, expected, tip);
+}
+
+async function pushBranch(ds: Dataset, tip: string): Promise<void> {
+  const r = await git(ds, ['push', '-q', '--porcelain', ds.remote!, `${tip}:${ds.ref}`]);
+  if (r.exitCode === 0) {
+    await git(ds, ['update-ref', `refs/remotes/${ds.remote}/${ds.branch}`, tip]);
+    return;
+  }
+  // A plain push is refused when the remote's branch is not an ancestor of ours: someone pushed meanwhile.
+  if (/\[rejected\]|non-fast-forward|fetch first|\[remote rejected\].*(cannot lock|failed to update)/.test(r.stdout + r.stderr)) {
+    throw new BranchMovedError(`${ds.remote}/${ds.branch}`, tip);
+  }
+  throw new MinipachError(`could not push results to ${ds.remote} ${ds.branch} from ${ds.dir}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+}
+
+async function isAncestor(ds: Dataset, a: string, b: string): Promise<boolean> {
+  return (await git(ds, ['merge-base', '--is-ancestor', a, b])).exitCode === 0;
+}
+
+/** Deletes handed-in run refs once their results are on the branch (here, and on the remote). Best effort. */
+export async function dropRunRefs(ds: Dataset, keys: readonly string[]): Promise<void> {
+  if (!keys.length) return;
+  await runUnchecked(['git', 'update-ref', '--stdin'], { cwd: ds.dir, input: keys.map((k) => `delete ${runRef(k)}\n`).join('') });
+  if (ds.remote) await git(ds, ['push', '-q', ds.remote, ...keys.map((k) => `:${runRef(k)}`)]);
+}
+
+/**
+ * When the branch is checked out here, update index and files from the old head to the new one
+ * (`read-tree -m -u`, a two-way merge: local changes are kept, and a conflicting one stops the update).
+ */
+async function followInWorkingTree(ds: Dataset, oldHead: string, newHead: string): Promise<string | undefined> {
+  if (ds.bare || (await ds.repo.currentBranch()) !== ds.branch) return undefined;
+  const r = await git(ds, ['read-tree', '-m', '-u', oldHead, newHead]);
+  if (r.exitCode === 0) return undefined;
+  return (
+    `the branch ${ds.branch} moved to ${newHead.slice(0, 12)}, but your working tree has uncommitted changes that conflict ` +
+    `with the new results, so it was left as it was (${r.stderr.trim().split('\n')[0]}). Commit or stash your changes, then run: ` +
+    `git read-tree -m -u ${oldHead.slice(0, 12)} HEAD`
+  );
+}
