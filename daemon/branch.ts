@@ -79,6 +79,13 @@ async function isAncestor(ds: Dataset, a: string, b: string): Promise<boolean> {
   return (await git(ds, ['merge-base', '--is-ancestor', a, b])).exitCode === 0;
 }
 
+/** Fetches the run commits workers handed in to the remote. */
+export async function fetchRunRefs(ds: Dataset): Promise<void> {
+  if (!ds.remote) return;
+  const f = await git(ds, ['fetch', '-q', ds.remote, `+${RUN_REF_PREFIX}*:${RUN_REF_PREFIX}*`]);
+  if (f.exitCode !== 0) throw new MinipachError(`could not fetch run results from ${ds.remote} in ${ds.dir}: ${f.stderr.trim()}`);
+}
+
 /** Deletes handed-in run refs once their results are on the branch (here, and on the remote). Best effort. */
 export async function dropRunRefs(ds: Dataset, keys: readonly string[]): Promise<void> {
   if (!keys.length) return;

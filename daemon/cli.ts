@@ -3,17 +3,24 @@
  * (valid pipelines still run).
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ConnectionOptions } from 'bullmq';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { MinipachError, SpecError, UsageError } from './errors.js';
 import { planDataset, type Plan } from './core/plan.js';
 import { loadSpec } from './core/spec.js';
-import { openDataset } from './dataset.js';
+import { DaemonClient } from './client.js';
+import { loadConfigFile, parseConfig } from './config.js';
+import { Daemon, findDaemon } from './daemon.js';
+import { openDataset, type Dataset } from './dataset.js';
+import { checkRedis, redisOptions } from './redis.js';
+import { startWorker } from './worker.js';
 import { planAtHead, schedule, type ScheduleReport } from './scheduler.js';
 import { ResultStore } from './result-store.js';
 import { SnapshotReader } from './snapshot.js';
 
-const out = (s: string) => process.stdout.write(s + '\n');
+const out = (s: string): void => void process.stdout.write(s + '\n');
 const short = (k: string) => (k ? k.slice(0, 12) : '-'.repeat(12));
 const label = (pipeline: string, name: string) => `${pipeline}/${name || '.'}`;
 
@@ -92,28 +99,185 @@ export function buildProgram(): Command {
 
   program
     .command('schedule')
-    .description('plan, run the datums that need it, and commit their results to the branch')
+    .description('plan, run the datums that need it, and commit their results to the branch (through the daemon when one serves the dataset)')
     .argument('[dataset]', 'dataset directory', '.')
     .option('--branch <name>', 'branch that receives results (default: the checked-out branch)')
-    .addOption(new Option('-j, --jobs <n>', 'datums computed at once').argParser((v) => parsePositive(v, '--jobs')).default(1))
+    .addOption(new Option('-j, --jobs <n>', 'datums computed at once (in-process only)').argParser((v) => parsePositive(v, '--jobs')).default(1))
+    .option('--no-wait', 'with a daemon: return once the jobs are queued')
+    .option('--local', 'compute in this process even when a daemon serves the dataset')
     .option('--json', 'print a JSON report')
-    .action(async (dir: string, o: { branch?: string; jobs: number; json?: boolean }) => {
+    .action(async (dir: string, o: { branch?: string; jobs: number; wait: boolean; local?: boolean; json?: boolean }) => {
       const ds = await openDataset(dir, o.branch);
       const bar = !o.json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'computing {bar} {value}/{total} {datum}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
       let started = false;
-      const report = await schedule(ds, {
-        jobs: o.jobs,
-        onProgress: ({ done, total, datum }) => {
-          if (!bar) return;
-          if (!started || done === 0) (bar.start(total, done, { datum }), (started = true));
-          else bar.update(done, { datum });
-          if (done === total) (bar.stop(), (started = false));
-        },
-      });
-      bar?.stop();
+      const progress = ({ done, total, datum }: { done: number; total: number; datum: string }) => {
+        if (!bar || !total) return;
+        if (!started || done === 0) (bar.start(total, done, { datum }), (started = true));
+        else bar.update(done, { datum });
+        if (done === total) (bar.stop(), (started = false));
+      };
+      const daemon = o.local ? undefined : await findDaemon(ds);
+      let report: ScheduleReport;
+      if (daemon) {
+        // One code path: the daemon runs the same schedule() with its queue as the runner.
+        const client = new DaemonClient(daemon.url);
+        const queued = await client.schedule({ dir: ds.dir, branch: ds.branch });
+        const run = await client.waitFor(queued.id, { untilEnqueued: !o.wait, onProgress: (r) => progress({ ...r.progress, datum: '' }) });
+        bar?.stop();
+        if (!o.wait && run.state !== 'done' && run.state !== 'failed') {
+          if (o.json) out(JSON.stringify(run, null, 2));
+          else if (run.state === 'queued') out(`run ${run.id} on ${daemon.url} is queued behind the schedule in progress; follow it with: minipach status`);
+          else out(`run ${run.id} on ${daemon.url}: ${run.progress.total} datum job(s) queued; follow it with: minipach status`);
+          return;
+        }
+        if (run.state === 'failed' || !run.report) throw new MinipachError(`the daemon's schedule failed: ${run.error ?? 'no report'}`);
+        report = run.report;
+      } else {
+        report = await schedule(ds, { jobs: o.jobs, onProgress: progress });
+        bar?.stop();
+      }
       if (o.json) out(JSON.stringify(report, null, 2));
       else printReport(report);
       process.exitCode = report.errors.length ? 2 : report.counts.failed || report.counts.blocked ? 1 : 0;
+    });
+
+  program
+    .command('up')
+    .description('run the daemon: queue, scheduler, committer and HTTP server (a private Redis unless REDIS_URL is set)')
+    .argument('[dataset]', 'serve this dataset (instead of --config)')
+    .option('--config <file>', 'configuration file (YAML)')
+    .option('--branch <name>', 'with [dataset]: the branch to follow (default: the checked-out one)')
+    .option('--remote <name>', 'with [dataset]: the git remote to fetch from and push results to')
+    .addOption(new Option('--port <n>', 'HTTP port (0: any free one)').argParser((v) => parseCount(v, '--port')))
+    .addOption(new Option('--workers <n>', 'workers inside the daemon (0: only external ones)').argParser((v) => parseCount(v, '--workers')))
+    .addOption(new Option('--concurrency <n>', 'jobs each in-process worker runs at once').argParser((v) => parsePositive(v, '--concurrency')))
+    .action(async (dir: string | undefined, o: { config?: string; branch?: string; remote?: string; port?: number; workers?: number; concurrency?: number }) => {
+      if (!o.config && !dir) dir = '.';
+      if (o.config && dir) throw new UsageError('give either a dataset directory or --config, not both');
+      const raw = dir ? { datasets: [{ path: (await openDataset(dir, o.branch)).dir, branches: o.branch ? [o.branch] : undefined, remote: o.remote }] } : undefined;
+      let config = o.config ? await loadConfigFile(o.config) : parseConfig('command line', raw);
+      config = {
+        ...config,
+        http: { ...config.http, port: o.port ?? config.http.port },
+        workers: o.workers ?? config.workers,
+        concurrency: o.concurrency ?? config.concurrency,
+      };
+      const daemon = await Daemon.start(config);
+      out(`minipach daemon at ${daemon.url} serving ${daemon.followers.map((f) => `${f.name}:${f.ds.branch}`).join(', ')} (redis ${daemon.redisUrl})`);
+      await untilSignal(async (signal) => {
+        process.stderr.write(`minipach: ${signal}: stopping (finishing the integration in progress)\n`);
+        await daemon.stop();
+      });
+      process.exit(0);
+    });
+
+  program
+    .command('worker')
+    .description('compute datum jobs from the queue (on this or another machine that reaches Redis and the dataset\'s origin)')
+    .argument('[dataset]', 'find the Redis of the daemon serving this dataset (unless --redis or REDIS_URL)', '.')
+    .addOption(new Option('--concurrency <n>', 'jobs run at once').argParser((v) => parsePositive(v, '--concurrency')).default(1))
+    .option('--redis <url>', 'Redis URL (default: REDIS_URL, else the daemon registered in the dataset)')
+    .option('--prefix <name>', 'queue prefix (default: the daemon\'s, else "minipach")')
+    .option('--state <dir>', 'where the worker keeps its clones (default: ~/.cache/minipach/worker)')
+    .addOption(new Option('--lock-ms <n>', 'job lock time: how soon the job of a killed worker runs again').argParser((v) => parsePositive(v, '--lock-ms')))
+    .action(async (dir: string, o: { concurrency: number; redis?: string; prefix?: string; state?: string; lockMs?: number }) => {
+      let url = o.redis ?? process.env['REDIS_URL'];
+      let prefix = o.prefix ?? process.env['MINIPACH_QUEUE_PREFIX'];
+      if (!url) {
+        const reg = await findDaemon(await openDataset(dir));
+        if (!reg?.redisUrl) throw new UsageError(`no Redis to take jobs from: no daemon serves ${dir} and neither --redis nor REDIS_URL is set`);
+        url = reg.redisUrl;
+        prefix ??= reg.queuePrefix;
+      }
+      await checkRedis(url);
+      const lockMs = o.lockMs ?? (process.env['MINIPACH_LOCK_MS'] ? Number(process.env['MINIPACH_LOCK_MS']) : undefined);
+      const worker = await startWorker({
+        connection: redisOptions(url) as ConnectionOptions,
+        prefix,
+        concurrency: o.concurrency,
+        stateDir: o.state,
+        lockDurationMs: lockMs,
+        log: (m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`),
+      });
+      out(`minipach worker ${worker.name} taking jobs from ${url}`);
+      await untilSignal(async (signal) => {
+        process.stderr.write(`minipach worker: ${signal}: finishing the jobs in hand\n`);
+        await worker.close();
+      });
+      process.exit(0);
+    });
+
+  program
+    .command('status')
+    .description('the daemon\'s pipelines, job counts by state and throughput')
+    .argument('[dataset]', 'dataset directory (to find its daemon)', '.')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const { client } = await needDaemon(dir);
+      const s = (await client.status()) as unknown as StatusJson;
+      if (o.json) return out(JSON.stringify(s, null, 2));
+      out(`daemon ${s.daemon.url} (pid ${s.daemon.pid}, up ${s.daemon.uptime_seconds}s)`);
+      out(`jobs: ${Object.entries(s.jobs).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+      out(`throughput: ${s.throughput.computed_last_minute} computed in the last minute, ${s.throughput.computed_per_minute_last_10_minutes.toFixed(1)}/min over 10 min`);
+      for (const d of s.datasets) {
+        out(`\n${d.name} ${d.branch} (${d.dir}): ${d.state}${d.progress?.total ? ` ${d.progress.done}/${d.progress.total}` : ''}`);
+        if (d.last_run) out(`  last run ${d.last_run.finished_at} at ${d.last_run.head.slice(0, 12)}: ${Object.entries(d.last_run.counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+        for (const p of d.pipelines ?? []) out(`  ${p.name.padEnd(24)} ${p.status.padEnd(8)} ${p.datums} datums${p.failed ? `, ${p.failed} failed` : ''}${p.error ? `  ${p.error}` : ''}`);
+      }
+    });
+
+  program
+    .command('jobs')
+    .description('the datum jobs on the daemon\'s queue')
+    .argument('[dataset]', 'dataset directory (to find its daemon)', '.')
+    .option('--state <state>', 'only jobs in this state (waiting, active, delayed, completed, failed)')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o: { state?: string; json?: boolean }) => {
+      const { client } = await needDaemon(dir);
+      const jobs = (await client.jobs(o.state)) as unknown as { state: string; datum: string; key: string; attempts: number; reason?: string; dataset: string }[];
+      if (o.json) return out(JSON.stringify(jobs, null, 2));
+      for (const j of jobs) out(`${j.state.padEnd(10)} ${j.dataset} ${j.datum.padEnd(32)} ${short(j.key)} tries ${j.attempts}${j.reason ? `  ${j.reason}` : ''}`);
+      out(`${jobs.length} job${jobs.length === 1 ? '' : 's'}`);
+    });
+
+  program
+    .command('logs')
+    .description('stdout and stderr of the last try of a datum')
+    .argument('<datum>', '<pipeline>/<datum> (<pipeline>/. for a single-datum pipeline)')
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--json', 'print JSON')
+    .action(async (datum: string, dir: string, o: { json?: boolean }) => {
+      const ds = await openDataset(dir);
+      const reg = await findDaemon(ds);
+      let result: { datum: string; source: string; log: string };
+      if (reg) result = await new DaemonClient(reg.url).logs({ dir: ds.dir, branch: ds.branch }, datum);
+      else {
+        const i = datum.indexOf('/');
+        if (i <= 0) throw new UsageError(`"${datum}" is not <pipeline>/<datum>`);
+        const name = datum.slice(i + 1) === '.' ? '' : datum.slice(i + 1);
+        const file = path.join(ds.stateDir, 'logs', datum.slice(0, i), `${name || '_root'}.log`);
+        const log = await readFile(file, 'utf8').catch(() => {
+          throw new UsageError(`no log for ${datum}: it has not run in ${ds.dir}`);
+        });
+        result = { datum, source: file, log };
+      }
+      if (o.json) out(JSON.stringify(result, null, 2));
+      else process.stdout.write(result.log.endsWith('\n') ? result.log : result.log + '\n');
+    });
+
+  program
+    .command('retry')
+    .description('run failed datums again (their tries start over)')
+    .argument('[datum]', '<pipeline>/<datum>')
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--failed', 'every failed datum of the dataset')
+    .option('--json', 'print JSON')
+    .action(async (datum: string | undefined, dir: string, o: { failed?: boolean; json?: boolean }) => {
+      if (!datum && !o.failed) throw new UsageError('say which datum to retry, or --failed for all of them');
+      const { client, ds } = await needDaemon(dir);
+      const r = await client.retry({ dir: ds.dir, branch: ds.branch }, { datum, failed: o.failed });
+      if (o.json) return out(JSON.stringify(r, null, 2));
+      out(r.retried.length ? `retrying ${r.retried.join(', ')} (run ${r.run.id})` : `no failed job matched; scheduled run ${r.run.id} anyway`);
     });
 
   program
@@ -157,6 +321,48 @@ export function buildProgram(): Command {
       }
     });
   return program;
+}
+
+function parseCount(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number, got "${v}"`);
+  return n;
+}
+
+interface StatusJson {
+  daemon: { url: string; pid: number; uptime_seconds: number };
+  jobs: Record<string, number>;
+  throughput: { computed_last_minute: number; computed_per_minute_last_10_minutes: number };
+  datasets: {
+    name: string;
+    dir: string;
+    branch: string;
+    state: string;
+    progress?: { done: number; total: number };
+    last_run?: { finished_at: string; head: string; counts: Record<string, number> };
+    pipelines?: { name: string; status: string; datums: number; failed: number; error?: string }[];
+  }[];
+}
+
+async function needDaemon(dir: string): Promise<{ client: DaemonClient; ds: Dataset }> {
+  const ds = await openDataset(dir);
+  const reg = await findDaemon(ds);
+  if (!reg) throw new UsageError(`no minipach daemon serves ${ds.dir}; start one with: minipach up ${dir} (or set MINIPACH_URL to reach one elsewhere)`);
+  return { client: new DaemonClient(reg.url), ds };
+}
+
+/** Resolves after the first SIGINT/SIGTERM has been handled; a second one exits at once. */
+function untilSignal(onSignal: (signal: string) => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stopping = false;
+    const handler = (signal: string) => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      onSignal(signal).then(resolve, reject);
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
 }
 
 function parsePositive(v: string, flag: string): number {

@@ -72,6 +72,8 @@ export interface ComputeRunner {
   run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void>;
   /** Called once results are on the branch, so the runner can forget their jobs. */
   integrated?(keys: readonly string[]): Promise<void>;
+  /** Called with the settled plan at the end of a schedule (to forget results already on the branch). */
+  finished?(plan: Plan): Promise<void>;
 }
 
 /** Runs jobs here, `width` at a time, each in a scratch checkout of the dataset itself. */
@@ -176,6 +178,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     for (const l of linkRequests) outcomes.set(id(l.plan), { pipeline: l.plan.pipeline, name: l.plan.name, key: l.plan.key, action: 'link', status: 'ok', reason: l.plan.reason, commit: integrated.commits.get(id(l.plan)) });
     for (const { d } of removals) outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'remove', status: 'ok', reason: d.reason, commit: integrated.commits.get(id(d)) });
   }
+  await runner.finished?.(last.plan);
   return report(ds, last, outcomes, warnings, started);
 }
 

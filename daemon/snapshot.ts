@@ -87,7 +87,7 @@ export class SnapshotReader {
         name,
         typeof text === 'string'
           ? loadSpec(f.path, text)
-          : new SpecError(f.path, undefined, undefined, `is annexed and its content is not present here`, `run: datalad get ${f.path} (or keep specs in git: datalad create -c text2git)`),
+          : new SpecError(f.path, undefined, undefined, `is annexed and its content is neither here nor on any remote`, `run: datalad get ${f.path} (or keep specs in git: datalad create -c text2git)`),
       );
     }
     return specs;
@@ -105,7 +105,12 @@ export class SnapshotReader {
   }
 
   private async readAnnexed(key: string): Promise<string | undefined> {
-    const r = await runUnchecked(['git', 'annex', 'contentlocation', key], { cwd: this.repo.dir });
+    let r = await runUnchecked(['git', 'annex', 'contentlocation', key], { cwd: this.repo.dir });
+    if (r.exitCode !== 0 || !r.stdout.trim()) {
+      // Not here (a clone that fetched only git, like a daemon's): a spec is small, get it from a remote.
+      await runUnchecked(['git', 'annex', 'get', '-q', '--key', key], { cwd: this.repo.dir });
+      r = await runUnchecked(['git', 'annex', 'contentlocation', key], { cwd: this.repo.dir });
+    }
     if (r.exitCode !== 0 || !r.stdout.trim()) return undefined;
     return readFile(path.resolve(this.repo.dir, r.stdout.trim()), 'utf8');
   }

@@ -75,7 +75,8 @@ export class TestDataset {
   /** `git fsck` and `git annex fsck` must both be clean. */
   async fsck(): Promise<void> {
     await execa('git', ['fsck', '--no-progress', '--strict'], { cwd: this.dir, env: ENV });
-    await execa('git', ['annex', 'fsck', '--fast', '--quiet'], { cwd: this.dir, env: ENV });
+    const annex = await execa('git', ['annex', 'fsck', '--fast', '--quiet'], { cwd: this.dir, env: ENV, reject: false, all: true });
+    if (annex.exitCode !== 0) throw new Error(`git annex fsck failed in ${this.dir}:\n${annex.all}`);
   }
 
   cleanup(): void {

@@ -1,0 +1,189 @@
+/**
+ * `minipach up`: the daemon. It owns Redis (the configured one, or a private redis-server), the datum
+ * queue, one follower per (dataset, branch) that schedules it on request, the committer (inside each
+ * follower's schedule: one writer per branch), optionally in-process workers, and the HTTP server.
+ * It registers itself in each dataset's state dir (`daemon.json`) so that the CLI run in that dataset
+ * sends `schedule` and the inspection commands here.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import type { ConnectionOptions } from 'bullmq';
+import { pino, type Logger } from 'pino';
+import { runUnchecked } from './adapters/process.js';
+import type { DaemonConfig } from './config.js';
+import { openDataset, type Dataset } from './dataset.js';
+import { Follower, type RunInfo } from './follower.js';
+import { Metrics } from './metrics.js';
+import { DatumQueue, QueueRunner } from './queue.js';
+import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from './redis.js';
+import { createServer } from './server.js';
+import { startWorker, type RunningWorker } from './worker.js';
+
+/** What `daemon.json` in a dataset's state dir says: how the CLI finds the daemon serving it. */
+export interface Registration {
+  readonly pid: number;
+  readonly url: string;
+  readonly redisUrl: string;
+  readonly queuePrefix: string;
+  readonly dataset: string;
+}
+
+export const REGISTRATION_FILE = 'daemon.json';
+
+export class Daemon {
+  readonly followers: Follower[] = [];
+  readonly metrics = new Metrics();
+  readonly startedAt = Date.now();
+  private readonly abort = new AbortController();
+  private readonly workers: RunningWorker[] = [];
+  private server?: Server;
+  private runIds = 0;
+  /** Finish times of computed datums, for throughput. */
+  readonly completions: number[] = [];
+  url = '';
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly queue: DatumQueue,
+    readonly redisUrl: string,
+    private readonly embedded: EmbeddedRedis | undefined,
+    readonly log: Logger,
+  ) {}
+
+  static async start(config: DaemonConfig, log: Logger = pino({ name: 'minipach' }, pino.destination(2))): Promise<Daemon> {
+    // Datasets first: a wrong path or branch is reported before anything is started.
+    const served: { name: string; ds: Dataset }[] = [];
+    for (const dc of config.datasets) {
+      const first = await openDataset(dc.path, dc.branches?.[0], dc.remote);
+      for (const branch of dc.branches ?? [first.branch]) served.push({ name: dc.name, ds: branch === first.branch ? first : await openDataset(dc.path, branch, dc.remote) });
+    }
+    const stateDir = config.stateDir ?? path.join(served[0]!.ds.stateDir, 'daemon');
+    await mkdir(stateDir, { recursive: true });
+    let embedded: EmbeddedRedis | undefined;
+    let redisUrl = config.redisUrl;
+    if (redisUrl) await checkRedis(redisUrl);
+    else {
+      embedded = await startEmbeddedRedis(stateDir);
+      redisUrl = embedded.url;
+    }
+    const connection = redisOptions(redisUrl) as ConnectionOptions;
+    const queue = new DatumQueue({ connection, prefix: config.queuePrefix });
+    const d = new Daemon(config, queue, redisUrl, embedded, log);
+    d.metrics.jobCounts = () => queue.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+    try {
+      for (const { name, ds } of served) {
+        const runner = new QueueRunner(queue, ds, { dataset: name, origin: await originOf(ds) }, d.abort.signal);
+        d.followers.push(
+          new Follower(name, ds, runner, {
+            nextRunId: () => ++d.runIds,
+            log: (m) => log.warn(m),
+            onRunEnd: (run) => d.runEnded(run),
+          }),
+        );
+      }
+      for (let i = 0; i < config.workers; i++) {
+        d.workers.push(await startWorker({ connection, prefix: config.queuePrefix, concurrency: config.concurrency, stateDir: path.join(stateDir, 'workers'), log: (m) => log.info(m) }));
+      }
+      d.server = await createServer(d, config.http.host, config.http.port);
+      const addr = d.server.address();
+      d.url = `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : config.http.port}`;
+      for (const f of d.followers) await d.register(f.ds, f.name);
+      // Catch up: whatever happened while no daemon ran (and jobs finished meanwhile) is scheduled now.
+      for (const f of d.followers) f.request('daemon started');
+      if (config.pollSeconds > 0) d.poll(config.pollSeconds);
+      log.info({ url: d.url, redis: embedded ? `embedded (${redisUrl})` : redisUrl }, 'minipach daemon ready');
+      return d;
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+  }
+
+  follower(dataset: { name?: string; dir?: string; branch?: string }): Follower | undefined {
+    return this.followers.find(
+      (f) => (dataset.name === undefined || f.name === dataset.name) && (dataset.dir === undefined || f.ds.dir === dataset.dir) && (dataset.branch === undefined || f.ds.branch === dataset.branch),
+    );
+  }
+
+  findRun(id: number): RunInfo | undefined {
+    for (const f of this.followers) {
+      const r = f.find(id);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  private runEnded(run: RunInfo): void {
+    const now = Date.now();
+    this.metrics.recordRun(run);
+    for (let i = 0; i < (run.report?.counts.computed ?? 0); i++) this.completions.push(now);
+    while (this.completions.length && this.completions[0]! < now - 3_600_000) this.completions.shift();
+  }
+
+  private pollTimer?: NodeJS.Timeout;
+  private poll(seconds: number): void {
+    this.pollTimer = setInterval(() => {
+      for (const f of this.followers) if (f.ds.remote && !f.current) f.request('poll');
+    }, seconds * 1000);
+  }
+
+  private async register(ds: Dataset, name: string): Promise<void> {
+    const reg: Registration = { pid: process.pid, url: this.url, redisUrl: this.redisUrl, queuePrefix: this.config.queuePrefix, dataset: name };
+    await writeFile(path.join(ds.stateDir, REGISTRATION_FILE), JSON.stringify(reg, null, 2) + '\n');
+  }
+
+  /**
+   * Stops in order: no new requests, in-process workers finish their jobs (or hand them back after
+   * `graceMs`), waiting schedules stop waiting (their jobs stay queued), an integration in progress
+   * completes, then the queue and a private Redis close.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
+    clearInterval(this.pollTimer);
+    await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
+    this.server?.closeAllConnections();
+    const stopping = this.followers.map((f) => f.stop());
+    await Promise.all(this.workers.map((w) => withTimeout(w.close(), graceMs)));
+    this.abort.abort();
+    await Promise.all(stopping);
+    for (const f of this.followers) {
+      const file = path.join(f.ds.stateDir, REGISTRATION_FILE);
+      const reg = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Partial<Registration>;
+      if (reg.pid === process.pid) await rm(file, { force: true });
+    }
+    await this.queue.close();
+    await this.embedded?.stop();
+  }
+}
+
+/** Where workers clone from and hand results in: the remote when there is one, else the daemon's clone. */
+async function originOf(ds: Dataset): Promise<string> {
+  if (!ds.remote) return ds.dir;
+  const url = (await runUnchecked(['git', 'remote', 'get-url', ds.remote], { cwd: ds.dir })).stdout.trim();
+  // A relative path is relative to the clone; workers need it absolute.
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url) || path.isAbsolute(url) ? url : path.resolve(ds.dir, url);
+}
+
+function withTimeout(p: Promise<unknown>, ms: number): Promise<unknown> {
+  return Promise.race([p, new Promise((r) => setTimeout(r, ms).unref())]);
+}
+
+/** The daemon serving `ds`, if one is registered there and answers. */
+export async function findDaemon(ds: Dataset): Promise<Registration | undefined> {
+  const env = process.env['MINIPACH_URL'];
+  let reg: Registration | undefined;
+  try {
+    reg = JSON.parse(await readFile(path.join(ds.stateDir, REGISTRATION_FILE), 'utf8')) as Registration;
+  } catch {
+    reg = undefined;
+  }
+  const url = env || reg?.url;
+  if (!url) return undefined;
+  try {
+    const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+    if (!r.ok) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { ...(reg ?? { pid: 0, redisUrl: '', queuePrefix: 'minipach', dataset: '' }), url };
+}

@@ -1,0 +1,228 @@
+/**
+ * `minipach worker`: takes datum jobs from the queue and computes them, on this machine or any other that
+ * reaches Redis and the dataset's origin. It keeps one clone per dataset (no checkout of its own: every job
+ * gets a sparse scratch checkout of it at the job's base commit, holding only that datum's inputs), and
+ * hands each result back as a commit on `refs/minipach/runs/<key>` of the origin plus the outputs' annexed
+ * content copied there. Nothing reaches the branch from here: the daemon's committer does that.
+ *
+ * Crash safety comes from BullMQ: a worker killed mid-job stops renewing the job's lock, the job is moved
+ * back to waiting and another try starts from a fresh checkout; the dead try never handed anything in.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { runUnchecked } from './adapters/process.js';
+import { runRef } from './branch.js';
+import { loadSpec } from './core/spec.js';
+import { SpecError } from './errors.js';
+import { openDataset, type Dataset } from './dataset.js';
+import { runCompute } from './executor.js';
+import { QUEUE_NAME, type DatumJobData, type DatumJobResult } from './queue.js';
+
+export interface WorkerOptions {
+  readonly connection: ConnectionOptions;
+  /** @defaultValue "minipach" */
+  readonly prefix?: string;
+  /** Jobs run at once. @defaultValue 1 */
+  readonly concurrency?: number;
+  /** Clones live in a slot of this directory. @defaultValue `$XDG_CACHE_HOME/minipach/worker` */
+  readonly stateDir?: string;
+  /**
+   * Milliseconds a job's lock lasts without renewal: how soon a job of a killed worker runs again.
+   * @defaultValue 30000 (BullMQ's default)
+   */
+  readonly lockDurationMs?: number;
+  readonly log?: (msg: string) => void;
+}
+
+export interface RunningWorker {
+  readonly name: string;
+  /** Finishes the jobs in hand (or hands them back, past the grace time), then stops. */
+  close(): Promise<void>;
+}
+
+/** Log text kept with a job: enough to see what went wrong, bounded so Redis does not fill up with logs. */
+const LOG_LIMIT = 64 * 1024;
+const clip = (s: string) => (s.length > LOG_LIMIT ? `[... ${s.length - LOG_LIMIT} bytes cut]\n` + s.slice(-LOG_LIMIT) : s);
+
+export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  const log = opts.log ?? (() => undefined);
+  const slot = await claimSlot(opts.stateDir ?? defaultStateDir());
+  const name = `${os.hostname()}/${path.basename(slot.dir)}/${process.pid}`;
+  const clones = new Clones(slot.dir, name);
+
+  const worker = new Worker<DatumJobData, DatumJobResult>(
+    QUEUE_NAME,
+    async (job) => processJob(job, clones, slot, name, log),
+    {
+      connection: opts.connection,
+      prefix: opts.prefix ?? 'minipach',
+      concurrency: opts.concurrency ?? 1,
+      lockDuration: opts.lockDurationMs ?? 30_000,
+      stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30_000) / 2)),
+      // A datum whose worker died twice in a row is failed rather than retried forever (a poison datum).
+      maxStalledCount: 2,
+      name,
+    },
+  );
+  worker.on('error', (e) => log(`worker: ${e.message}`));
+  await worker.waitUntilReady();
+  return {
+    name,
+    async close() {
+      await worker.close();
+      await slot.release();
+    },
+  };
+}
+
+async function processJob(job: Job<DatumJobData, DatumJobResult>, clones: Clones, slot: Slot, name: string, log: (m: string) => void): Promise<DatumJobResult> {
+  const d = job.data;
+  const label = `${d.pipeline}/${d.datumName || '.'}`;
+  log(`${label}: try ${job.attemptsMade + 1} (${d.key.slice(0, 12)})`);
+  const spec = loadSpec(d.specFile, d.specSource);
+  if (spec instanceof SpecError) throw new UnrecoverableError(spec.message);
+  const ds = await clones.get(d.dataset, d.origin);
+  await clones.ensureCommit(ds, d.baseCommit);
+
+  let group: number | undefined;
+  const outcome = await runCompute(
+    ds,
+    { spec, datum: d.datum, key: d.key, outputDir: d.outputDir, baseCommit: d.baseCommit },
+    { afterRun: (checkout, commit) => handIn(ds, checkout, commit, d), onSpawn: (pid) => slot.track((group = pid)) },
+  ).finally(() => group && slot.untrack(group));
+  await job.log(clip(outcome.log)).catch(() => undefined);
+  if (outcome.ok) {
+    log(`${label}: done`);
+    return { commit: outcome.commit, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources, log: clip(outcome.log), worker: name };
+  }
+  log(`${label}: ${outcome.reason}`);
+  await job.updateData({ ...d, lastTry: { reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, timedOut: outcome.timedOut, log: clip(outcome.log) } });
+  throw outcome.permanent ? new UnrecoverableError(outcome.reason) : new Error(outcome.reason);
+}
+
+/** Hands a result in: the run commit to a private ref of the origin, then the outputs' annexed content. */
+async function handIn(ds: Dataset, checkout: string, commit: string, d: DatumJobData): Promise<void> {
+  const push = await runUnchecked(['git', 'push', '-q', 'origin', `+${commit}:${runRef(d.key)}`], { cwd: ds.dir });
+  if (push.exitCode !== 0) throw new Error(`could not hand the result in to ${d.origin}: ${push.stderr.trim()}`);
+  // Files kept in git travel with the commit; annexed ones are copied (only those whose content is here).
+  const copy = await runUnchecked(['git', 'annex', 'copy', '-q', '--to', 'origin', '--', d.outputDir], { cwd: checkout });
+  if (copy.exitCode !== 0) throw new Error(`could not copy the outputs' content to ${d.origin}: ${copy.stderr.trim()}`);
+}
+
+/** One clone per dataset origin inside the worker's slot, made on first use and fetched as jobs need. */
+class Clones {
+  private readonly opened = new Map<string, Promise<Dataset>>();
+  private readonly fetches = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly dir: string, private readonly name: string) {}
+
+  get(dataset: string, origin: string): Promise<Dataset> {
+    const id = `${dataset}\0${origin}`;
+    let ds = this.opened.get(id);
+    if (!ds) {
+      ds = this.open(dataset, origin);
+      this.opened.set(id, ds);
+      ds.catch(() => this.opened.delete(id));
+    }
+    return ds;
+  }
+
+  private async open(dataset: string, origin: string): Promise<Dataset> {
+    const dir = path.join(this.dir, dataset);
+    const url = (await runUnchecked(['git', 'remote', 'get-url', 'origin'], { cwd: dir }).catch(() => undefined))?.stdout.trim();
+    if (url !== origin) {
+      // Missing, or a clone of another origin under the same dataset name: start over.
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(this.dir, { recursive: true });
+      const c = await runUnchecked(['git', 'clone', '-q', '--no-checkout', origin, dir]);
+      if (c.exitCode !== 0) throw new Error(`could not clone ${origin}: ${c.stderr.trim()}`);
+      const init = await runUnchecked(['git', 'annex', 'init', '-q', `minipach worker ${this.name}`], { cwd: dir });
+      if (init.exitCode !== 0) throw new Error(`git annex init failed in ${dir}: ${init.stderr.trim()}`);
+    } else {
+      // Scratch checkouts of a worker that died are of no use to anyone.
+      await runUnchecked(['git', 'worktree', 'prune'], { cwd: dir });
+    }
+    return openDataset(dir);
+  }
+
+  /** Fetches from the origin when the base commit is not here yet; fetches of one clone take turns. */
+  async ensureCommit(ds: Dataset, commit: string): Promise<void> {
+    if (await ds.repo.resolve(commit)) return;
+    const prev = this.fetches.get(ds.dir) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      if (await ds.repo.resolve(commit)) return;
+      const f = await runUnchecked(['git', 'fetch', '-q', 'origin'], { cwd: ds.dir });
+      if (f.exitCode !== 0) throw new Error(`could not fetch from the origin: ${f.stderr.trim()}`);
+    });
+    this.fetches.set(ds.dir, next.catch(() => undefined));
+    await next;
+    if (!(await ds.repo.resolve(commit))) throw new UnrecoverableError(`base commit ${commit.slice(0, 12)} is not in the origin any more (was the branch force-pushed?)`);
+  }
+}
+
+interface Slot {
+  readonly dir: string;
+  track(pid: number): void;
+  untrack(pid: number): void;
+  release(): Promise<void>;
+}
+
+function defaultStateDir(): string {
+  return path.join(process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'minipach', 'worker');
+}
+
+/**
+ * Workers on one machine each claim a slot (a directory with a pid file), so two never share a clone.
+ * A slot whose owner died is taken over: process groups of its jobs still running are killed first, so a
+ * killed worker's orphaned command cannot keep writing into the clone.
+ */
+async function claimSlot(root: string): Promise<Slot> {
+  await mkdir(root, { recursive: true });
+  for (let n = 0; ; n++) {
+    const dir = path.join(root, `slot-${n}`);
+    await mkdir(dir, { recursive: true });
+    const owner = path.join(dir, 'owner.pid');
+    const pid = Number((await readFile(owner, 'utf8').catch(() => '')).trim());
+    if (pid && pid !== process.pid && alive(pid)) continue;
+    try {
+      await writeFile(owner, String(process.pid), pid ? {} : { flag: 'wx' });
+    } catch {
+      continue; // another worker claimed it just now
+    }
+    const groups = path.join(dir, 'groups');
+    await mkdir(groups, { recursive: true });
+    for (const g of await readdir(groups)) {
+      try {
+        process.kill(-Number(g), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      await rm(path.join(groups, g), { force: true });
+    }
+    return {
+      dir,
+      track(groupPid) {
+        // Synchronous, so a quick job's untrack cannot overtake its track.
+        writeFileSync(path.join(groups, String(groupPid)), '');
+      },
+      untrack(groupPid) {
+        rmSync(path.join(groups, String(groupPid)), { force: true });
+      },
+      async release() {
+        await rm(owner, { force: true });
+      },
+    };
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
