@@ -141,6 +141,8 @@ class Clones {
       if (c.exitCode !== 0) throw new Error(`could not clone ${origin}: ${c.stderr.trim()}`);
       const init = await runUnchecked(['git', 'annex', 'init', '-q', `minipach worker ${this.name}`], { cwd: dir });
       if (init.exitCode !== 0) throw new Error(`git annex init failed in ${dir}: ${init.stderr.trim()}`);
+      // Inputs from a local origin are hard-linked, not copied (annex objects are read-only).
+      await runUnchecked(['git', 'config', 'annex.hardlink', 'true'], { cwd: dir });
     } else {
       // Scratch checkouts of a worker that died are of no use to anyone.
       await runUnchecked(['git', 'worktree', 'prune'], { cwd: dir });

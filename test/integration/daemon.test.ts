@@ -1,7 +1,7 @@
 /**
  * The daemon, real workers and a real redis-server, as separate processes. Crashes are real kill -9s.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -38,7 +38,7 @@ async function expectComplete(ds: TestDataset, n: number, rev = 'HEAD'): Promise
   const keys = await ds.keysUnder('count', rev);
   const outputs = Object.keys(keys).filter((p) => p.endsWith('/bytes'));
   expect(outputs).toHaveLength(n);
-  const commits = await runCommits(ds.dir, rev);
+  const commits = (await runCommits(ds.dir, rev)).filter((c) => c.includes(' minipach count/'));
   expect(commits).toHaveLength(n);
   expect(new Set(commits).size).toBe(n);
 }
@@ -56,6 +56,9 @@ function stopEmbeddedRedis(ds: TestDataset) {
 describe('the daemon with workers', () => {
   it('two workers and 50 datums: each computed exactly once, duplicate schedules add nothing, SIGTERM stops cleanly', async () => {
     const ds = await dataset(50, { before: 'sleep 0.1' });
+    // A chained pipeline: it runs once the counts are on the branch, with no event of its own.
+    ds.write({ 'total/spec.yml': 'input: {pfs: {repo: count, glob: "/"}}\ntransform:\n  cmd: [sh, -c]\n  stdin: [\'cat "$MINIPACH_IN_count"/*/bytes | wc -l > "$MINIPACH_OUT/n"\']\n' });
+    await ds.save('a chained pipeline');
     cleanups.push(stopEmbeddedRedis(ds));
     const daemon = track(await startDaemon(ds.dir));
     // The startup run has queued all 50 by the time a schedule call is answered; these add nothing.
@@ -67,8 +70,10 @@ describe('the daemon with workers', () => {
     await waitIdle(daemon.url);
 
     await expectComplete(ds, 50);
+    // The checked-out working tree followed the branch, content included.
+    expect(readFileSync(path.join(ds.dir, 'total/n'), 'utf8').trim()).toBe('50');
     const t = tries(w1, w2);
-    expect(t.size).toBe(50);
+    expect(t.size).toBe(51);
     expect([...t.values()].every((c) => c === 1)).toBe(true);
     // Both workers took part.
     expect(tries(w1).size).toBeGreaterThan(0);
@@ -76,18 +81,21 @@ describe('the daemon with workers', () => {
 
     // Another schedule of an unchanged branch computes nothing.
     const again = await ds.scheduleJson();
-    expect(again.report.counts).toMatchObject({ computed: 0, skipped: 50 });
-    expect(tries(w1, w2).size).toBe(50);
+    expect(again.report.counts).toMatchObject({ computed: 0, skipped: 51 });
+    expect(tries(w1, w2).size).toBe(51);
 
     const st = await ds.minipach('status', '--json');
     expect(JSON.parse(st.stdout).datasets[0]).toMatchObject({ name: 'ds', branch: 'master', state: 'idle' });
     const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
-    expect(metrics).toMatch(/minipach_datums_total\{dataset="ds",outcome="computed"\} 50/);
+    expect(metrics).toMatch(/minipach_datums_total\{dataset="ds",outcome="computed"\} 51/);
     expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${daemon.url}/queues/`)).status).toBe(200);
     const log = await ds.minipach('logs', 'count/s007');
     expect(log.stdout).toContain('datalad -f json run');
 
+    // SIGTERM: workers finish what they hold and exit; so does the daemon, removing its registration.
+    expect(await w1.stop()).toBe(0);
+    expect(await w2.stop()).toBe(0);
     expect(await daemon.stop()).toBe(0);
     expect(existsSync(path.join(ds.dir, '.git/minipach/daemon.json'))).toBe(false);
     expect(existsSync(path.join(ds.dir, '.git/minipach/daemon/redis/redis.sock'))).toBe(false);

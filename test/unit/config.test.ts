@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../daemon/config.js';
+
+describe('daemon configuration', () => {
+  const file = '/etc/minipach/config.yml';
+
+  it('fills defaults and resolves dataset paths against the file', () => {
+    const c = parseConfig(file, { datasets: [{ path: 'data/study', branches: ['main'], remote: 'origin' }] }, {});
+    expect(c.datasets).toEqual([{ name: 'study', path: '/etc/minipach/data/study', branches: ['main'], remote: 'origin' }]);
+    expect(c).toMatchObject({ queuePrefix: 'minipach', http: { host: '127.0.0.1', port: 8177 }, workers: 1, concurrency: 1, redisUrl: undefined });
+  });
+
+  it('lets environment variables override the file', () => {
+    const c = parseConfig(file, { datasets: [{ path: '/d' }], http: { port: 1 }, secrets: { gitea: 'from-file' } }, {
+      REDIS_URL: 'redis://r:6379',
+      MINIPACH_HTTP_PORT: '9000',
+      MINIPACH_GITEA_SECRET: 'from-env',
+      MINIPACH_WORKERS: '0',
+    });
+    expect(c).toMatchObject({ redisUrl: 'redis://r:6379', http: { port: 9000 }, secrets: { gitea: 'from-env' }, workers: 0 });
+  });
+
+  it('names the key of an invalid value', () => {
+    const bad = [
+      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote\)/],
+      [{ datasets: [] }, /datasets: must NOT have fewer than 1 items/],
+      [{ datasets: [{ path: '/d' }], http: { port: 'eighty' } }, /http\.port: must be integer/],
+      [{}, /must have required property 'datasets'/],
+      [{ datasets: [{ path: '/a/x' }, { path: '/b/x' }] }, /datasets\[1\]\.name: "x" is used twice/],
+    ] as const;
+    for (const [raw, want] of bad) expect(() => parseConfig(file, raw, {})).toThrow(want);
+    expect(() => parseConfig(file, { datasets: [{ path: '/d' }] }, { MINIPACH_HTTP_PORT: 'x' })).toThrow(ConfigError);
+  });
+});

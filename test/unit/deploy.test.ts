@@ -1,0 +1,42 @@
+/** compose.yaml and the Dockerfile cannot be run here (no Docker engine); this keeps them in step with the code. */
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { buildProgram } from '../../daemon/cli.js';
+import { parseConfig } from '../../daemon/config.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const compose = parse(readFileSync(`${root}compose.yaml`, 'utf8')) as {
+  services: Record<string, { command?: string[]; environment?: Record<string, string>; volumes?: string[]; build?: string }>;
+};
+
+describe('the deployment description', () => {
+  it('has Redis, MinIO, Gitea, the daemon and workers', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['daemon', 'gitea', 'minio', 'redis', 'worker']);
+    expect(compose.services['redis']!.command).toEqual(expect.arrayContaining(['--appendonly', 'yes', '--maxmemory-policy', 'noeviction']));
+    expect(compose.services['minio']!.environment!['MINIO_NOTIFY_WEBHOOK_ENDPOINT_MINIPACH']).toBe('http://daemon:8177/hooks/minio');
+  });
+
+  it('runs commands and options the CLI has, with a configuration it accepts', () => {
+    const program = buildProgram();
+    for (const name of ['daemon', 'worker']) {
+      const [cmd, ...args] = compose.services[name]!.command!;
+      const sub = program.commands.find((c) => c.name() === cmd);
+      expect(sub, `${name}: minipach ${cmd}`).toBeDefined();
+      for (const a of args.filter((x) => x.startsWith('--'))) expect(sub!.options.map((o) => o.long), `${name}: ${a}`).toContain(a);
+      expect(compose.services[name]!.build).toBe('.');
+    }
+    const mount = compose.services['daemon']!.volumes!.find((v) => v.endsWith(':/etc/minipach/minipach.yml:ro'))!;
+    const file = `${root}${mount.split(':')[0]!.replace(/^\.\//, '')}`;
+    const env = compose.services['daemon']!.environment!;
+    const config = parseConfig(file, parse(readFileSync(file, 'utf8')), { REDIS_URL: 'redis://redis:6379', MINIPACH_WORKERS: env['MINIPACH_WORKERS']! });
+    expect(config).toMatchObject({ redisUrl: 'redis://redis:6379', workers: 0, datasets: [{ name: 'study', remote: 'origin' }] });
+  });
+
+  it('builds an image from files that exist', () => {
+    const dockerfile = readFileSync(`${root}Dockerfile`, 'utf8');
+    for (const m of dockerfile.matchAll(/^COPY (\S+)/gm)) for (const f of m[1]!.split(' ')) expect(existsSync(`${root}${f}`), f).toBe(true);
+    expect(dockerfile).toMatch(/apt-get install .*git-annex datalad redis-server/);
+    expect(dockerfile).toMatch(/ENTRYPOINT .*bin\/minipach\.js/);
+  });
+});
