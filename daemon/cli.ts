@@ -15,6 +15,8 @@ import { loadConfigFile, parseConfig } from './config.js';
 import { Daemon, findDaemon } from './daemon.js';
 import { openDataset, type Dataset } from './dataset.js';
 import { checkRedis, redisOptions } from './redis.js';
+import { installHooks, uninstallHooks } from './hooks.js';
+import { watchDataset, WatchLimitError } from './watch.js';
 import { startWorker } from './worker.js';
 import { planAtHead, schedule, type ScheduleReport } from './scheduler.js';
 import { ResultStore } from './result-store.js';
@@ -204,6 +206,72 @@ export function buildProgram(): Command {
         process.stderr.write(`minipach worker: ${signal}: finishing the jobs in hand\n`);
         await worker.close();
       });
+      process.exit(0);
+    });
+
+  const hooks = program.command('hooks').description('git hooks that hand pushes to the daemon');
+  hooks
+    .command('install')
+    .description('install post-receive and post-update-annex into a repository (bare or not); an existing hook is chained')
+    .argument('<repo>', 'the repository people push to')
+    .option('--json', 'print JSON')
+    .action(async (repo: string, o: { json?: boolean }) => {
+      const r = await installHooks(repo);
+      if (o.json) return out(JSON.stringify(r, null, 2));
+      for (const c of r.changes) out(`${c.hook}: ${c.action} (${c.path})`);
+      out(`pushes are spooled in ${path.join(r.gitDir, 'minipach', 'spool')}; a daemon whose dataset has this repository as its clone or remote picks them up`);
+    });
+  hooks
+    .command('uninstall')
+    .description("remove minipach's hooks, restoring any hook they chained")
+    .argument('<repo>', 'the repository')
+    .option('--json', 'print JSON')
+    .action(async (repo: string, o: { json?: boolean }) => {
+      const changes = await uninstallHooks(repo);
+      if (o.json) return out(JSON.stringify(changes, null, 2));
+      for (const c of changes) out(`${c.hook}: ${c.action} (${c.path})`);
+    });
+
+  program
+    .command('watch')
+    .description("save files written into a dataset's working tree after a quiet period, then schedule")
+    .argument('[dataset]', 'dataset directory', '.')
+    .addOption(new Option('--quiet-ms <n>', 'milliseconds without a change before saving').argParser((v) => parsePositive(v, '--quiet-ms')).default(2000))
+    .option('--local', 'schedule in this process even when a daemon serves the dataset')
+    .addOption(new Option('-j, --jobs <n>', 'datums computed at once (in-process only)').argParser((v) => parsePositive(v, '--jobs')).default(1))
+    .action(async (dir: string, o: { quietMs: number; local?: boolean; jobs: number }) => {
+      const ds = await openDataset(dir);
+      let failure: Error | undefined;
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((res) => (stop = res));
+      const w = watchDataset(ds, {
+        quietMs: o.quietMs,
+        schedule: async () => {
+          const daemon = o.local ? undefined : await findDaemon(ds);
+          if (daemon) await new DaemonClient(daemon.url).schedule({ dir: ds.dir, branch: ds.branch }, 'minipach watch');
+          else {
+            const r = await schedule(ds, { jobs: o.jobs });
+            const c = r.counts;
+            out(`scheduled: ${c.computed} computed, ${c.linked} linked, ${c.skipped} skipped, ${c.removed} removed, ${c.failed} failed`);
+          }
+        },
+        onCycle: (c) => {
+          const list = c.paths.slice(0, 10).join(', ') + (c.paths.length > 10 ? ', ...' : '');
+          out(c.commit ? `saved ${c.paths.length} path(s) as ${c.commit.slice(0, 12)}: ${list}` : `nothing new to save in ${c.paths.length} changed path(s)`);
+        },
+        onError: (e) => {
+          if (e instanceof WatchLimitError) {
+            failure = e;
+            stop();
+          } else process.stderr.write(`minipach watch: ${e.message}\n`);
+        },
+      });
+      await w.ready;
+      out(`watching ${ds.dir} (saving ${o.quietMs} ms after the last change)`);
+      const signal = untilSignal(async () => undefined);
+      await Promise.race([signal, stopped]);
+      await w.close();
+      if (failure) throw failure;
       process.exit(0);
     });
 

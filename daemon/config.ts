@@ -7,7 +7,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import AjvModule from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
+import { normalizeDatasetPath } from './core/tree.js';
 import { MinipachError } from './errors.js';
+import type { MinioConnection } from './ingest.js';
+import type { BucketMapping } from './webhooks.js';
 
 export interface DatasetConfig {
   /** A short name: job ids and API calls use it. @defaultValue the directory's name */
@@ -18,6 +21,10 @@ export interface DatasetConfig {
   readonly branches?: readonly string[];
   /** A git remote of the clone to fetch from and push results to. */
   readonly remote?: string;
+  /** The Gitea/Forgejo repository (`owner/name`) whose webhooks are about this dataset. */
+  readonly repository?: string;
+  /** Buckets (and key prefixes) whose objects become files under `path` of this dataset. */
+  readonly minio: readonly BucketMapping[];
 }
 
 export interface DaemonConfig {
@@ -36,6 +43,8 @@ export interface DaemonConfig {
   /** Seconds between fetches of datasets that have a remote (0: only on events). @defaultValue 0 */
   readonly pollSeconds: number;
   readonly secrets: { readonly gitea?: string; readonly minio?: string };
+  /** Where bucket objects are downloaded from (MinIO, or any S3-compatible server). */
+  readonly minio?: MinioConnection;
 }
 
 export class ConfigError extends MinipachError {
@@ -63,6 +72,16 @@ export const CONFIG_SCHEMA = {
           path: { type: 'string', minLength: 1 },
           branches: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
           remote: { type: 'string', minLength: 1 },
+          repository: { type: 'string', pattern: '^[^/\\s]+/[^/\\s]+$' },
+          minio: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['bucket', 'path'],
+              properties: { bucket: { type: 'string', minLength: 1 }, prefix: { type: 'string' }, path: { type: 'string', minLength: 1 } },
+            },
+          },
         },
       },
     },
@@ -77,6 +96,12 @@ export const CONFIG_SCHEMA = {
     workers: { type: 'integer', minimum: 0 },
     concurrency: { type: 'integer', minimum: 1 },
     poll_seconds: { type: 'number', minimum: 0 },
+    minio: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['endpoint', 'access_key', 'secret_key'],
+      properties: { endpoint: { type: 'string', pattern: '^https?://' }, access_key: { type: 'string' }, secret_key: { type: 'string' }, region: { type: 'string' } },
+    },
     secrets: {
       type: 'object',
       additionalProperties: false,
@@ -98,6 +123,9 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   MINIPACH_POLL_SECONDS: 'poll_seconds',
   MINIPACH_GITEA_SECRET: 'secrets.gitea',
   MINIPACH_MINIO_TOKEN: 'secrets.minio',
+  MINIPACH_MINIO_ENDPOINT: 'minio.endpoint',
+  MINIPACH_MINIO_ACCESS_KEY: 'minio.access_key',
+  MINIPACH_MINIO_SECRET_KEY: 'minio.secret_key',
 };
 
 const NUMERIC = new Set(['http.port', 'workers', 'concurrency', 'poll_seconds']);
@@ -131,10 +159,16 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     const name = (d['name'] as string | undefined) ?? path.basename(p).replace(/[^A-Za-z0-9_-]/g, '-');
     if (seen.has(name)) throw new ConfigError(file, `datasets[${i}].name`, `"${name}" is used twice; give each dataset its own name`);
     seen.add(name);
-    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined };
+    const minio = ((d['minio'] as { bucket: string; prefix?: string; path: string }[] | undefined) ?? []).map((m, j) => {
+      const target = normalizeDatasetPath(m.path);
+      if (!target) throw new ConfigError(file, `datasets[${i}].minio[${j}].path`, `"${m.path}" must be a directory inside the dataset (relative, without "..")`);
+      return { bucket: m.bucket, prefix: m.prefix ?? '', path: target };
+    });
+    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, minio };
   });
   const http = (obj['http'] as { host?: string; port?: number } | undefined) ?? {};
   const secrets = (obj['secrets'] as { gitea?: string; minio?: string } | undefined) ?? {};
+  const m = obj['minio'] as { endpoint: string; access_key: string; secret_key: string; region?: string } | undefined;
   return {
     datasets,
     redisUrl: (obj['redis'] as { url?: string } | undefined)?.url,
@@ -145,6 +179,7 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     concurrency: (obj['concurrency'] as number | undefined) ?? 1,
     pollSeconds: (obj['poll_seconds'] as number | undefined) ?? 0,
     secrets,
+    minio: m && { endpoint: m.endpoint, accessKey: m.access_key, secretKey: m.secret_key, region: m.region },
   };
 }
 

@@ -8,11 +8,14 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import type { ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { runUnchecked } from './adapters/process.js';
 import type { DaemonConfig } from './config.js';
 import { openDataset, type Dataset } from './dataset.js';
+import { EventProcessor } from './events.js';
 import { Follower, type RunInfo } from './follower.js';
 import { Metrics } from './metrics.js';
 import { DatumQueue, QueueRunner } from './queue.js';
@@ -33,6 +36,12 @@ export const REGISTRATION_FILE = 'daemon.json';
 
 export class Daemon {
   readonly followers: Follower[] = [];
+  /** Where HTTP sources spool their events before answering. */
+  spoolDir = '';
+  events?: EventProcessor;
+  /** Remote URL (or clone path) of each follower's dataset: how webhooks name it. */
+  readonly origins = new Map<Follower, string>();
+  private redis?: Redis;
   readonly metrics = new Metrics();
   readonly startedAt = Date.now();
   private readonly abort = new AbortController();
@@ -73,15 +82,18 @@ export class Daemon {
     d.metrics.jobCounts = () => queue.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
     try {
       for (const { name, ds } of served) {
-        const runner = new QueueRunner(queue, ds, { dataset: name, origin: await originOf(ds) }, d.abort.signal);
-        d.followers.push(
-          new Follower(name, ds, runner, {
-            nextRunId: () => ++d.runIds,
-            log: (m) => log.warn(m),
-            onRunEnd: (run) => d.runEnded(run),
-          }),
-        );
+        const origin = await originOf(ds);
+        const runner = new QueueRunner(queue, ds, { dataset: name, origin }, d.abort.signal);
+        const f = new Follower(name, ds, runner, {
+          nextRunId: () => ++d.runIds,
+          log: (m) => log.warn(m),
+          onRunEnd: (run) => d.runEnded(run),
+        });
+        d.followers.push(f);
+        d.origins.set(f, origin);
       }
+      d.redis = new Redis({ ...redisOptions(redisUrl), maxRetriesPerRequest: 2, lazyConnect: true });
+      d.redis.on('error', () => undefined);
       for (let i = 0; i < config.workers; i++) {
         d.workers.push(await startWorker({ connection, prefix: config.queuePrefix, concurrency: config.concurrency, stateDir: path.join(stateDir, 'workers'), log: (m) => log.info(m) }));
       }
@@ -89,8 +101,12 @@ export class Daemon {
       const addr = d.server.address();
       d.url = `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : config.http.port}`;
       for (const f of d.followers) await d.register(f.ds, f.name);
-      // Catch up: whatever happened while no daemon ran (and jobs finished meanwhile) is scheduled now.
+      // Catch up: whatever happened while no daemon ran (and jobs finished meanwhile) is scheduled now,
+      // and events spooled meanwhile (pushes while the daemon was down) are replayed.
       for (const f of d.followers) f.request('daemon started');
+      d.spoolDir = path.join(stateDir, 'spool');
+      d.events = new EventProcessor(d.followers, queue, log, config.minio);
+      await d.events.start(d.spoolDir);
       if (config.pollSeconds > 0) d.poll(config.pollSeconds);
       log.info({ url: d.url, redis: embedded ? `embedded (${redisUrl})` : redisUrl }, 'minipach daemon ready');
       return d;
@@ -112,6 +128,34 @@ export class Daemon {
       if (r) return r;
     }
     return undefined;
+  }
+
+  /** The followers a webhook's repository is about (by `repository:` in the config, or by remote URL). */
+  followersOfRepository(repo: { full_name?: string; clone_url?: string; ssh_url?: string; path?: string }): Follower[] {
+    const byConfig = this.followers.filter((f) => this.config.datasets.find((c) => c.name === f.name)?.repository === repo.full_name);
+    if (byConfig.length) return byConfig;
+    const strip = (u: string) => u.replace(/\/+$/, '').replace(/\.git$/, '');
+    return this.followers.filter((f) => {
+      const origin = strip(this.origins.get(f) ?? '');
+      return (
+        (repo.full_name && origin.endsWith(`/${repo.full_name}`)) ||
+        [repo.clone_url, repo.ssh_url, repo.path].some((u) => u && (strip(u) === origin || path.resolve(u) === f.ds.dir || path.resolve(u) === f.ds.gitDir))
+      );
+    });
+  }
+
+  /**
+   * Remembers an event's identity for a week; false when it was seen already (a replayed delivery).
+   * With Redis away nothing is deduplicated: scheduling is idempotent anyway, so a replay costs one plan.
+   */
+  async firstSighting(identity: string): Promise<boolean> {
+    try {
+      if (this.redis!.status === 'wait') await this.redis!.connect();
+      const key = `${this.config.queuePrefix}:events:seen:${createHash('sha256').update(identity).digest('hex')}`;
+      return (await this.redis!.set(key, '1', 'EX', 7 * 24 * 3600, 'NX')) === 'OK';
+    } catch {
+      return true;
+    }
   }
 
   private runEnded(run: RunInfo): void {
@@ -140,6 +184,7 @@ export class Daemon {
    */
   async stop(graceMs = 30_000): Promise<void> {
     clearInterval(this.pollTimer);
+    this.events?.stop();
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
     this.server?.closeAllConnections();
     const stopping = this.followers.map((f) => f.stop());
@@ -152,6 +197,7 @@ export class Daemon {
       if (reg.pid === process.pid) await rm(file, { force: true });
     }
     await this.queue.close();
+    this.redis?.disconnect();
     await this.embedded?.stop();
   }
 }

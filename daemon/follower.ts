@@ -42,6 +42,7 @@ export class Follower {
   private stopping = false;
   private retryTimer?: NodeJS.Timeout;
   private idleWaiters: (() => void)[] = [];
+  private servedWaiters: { id: number; resolve: () => void }[] = [];
   /** The last finished runs, newest last. */
   readonly history: RunInfo[] = [];
 
@@ -78,6 +79,15 @@ export class Follower {
 
   find(id: number): RunInfo | undefined {
     return [this.running, this.next, ...this.history].find((r) => r?.id === id);
+  }
+
+  /**
+   * Resolves once `run`, or a later run (the retry of a failed one), has finished successfully: the
+   * request it stood for has then been served, and an event that asked for it can be forgotten.
+   */
+  whenServed(run: RunInfo): Promise<void> {
+    if (run.state === 'done' || this.history.some((r) => r.id >= run.id && r.state === 'done')) return Promise.resolve();
+    return new Promise((resolve) => this.servedWaiters.push({ id: run.id, resolve }));
   }
 
   /** Resolves when no run is queued or running. */
@@ -121,6 +131,9 @@ export class Follower {
       this.history.push(run);
       if (this.history.length > 50) this.history.shift();
       this.hooks.onRunEnd?.(run);
+      if (run.state === 'done') {
+        this.servedWaiters = this.servedWaiters.filter((w) => (w.id <= run.id ? (w.resolve(), false) : true));
+      }
     }
     for (const w of this.idleWaiters.splice(0)) w();
   }

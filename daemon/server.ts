@@ -13,7 +13,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Daemon } from './daemon.js';
 import type { Follower } from './follower.js';
 import { checkRedis } from './redis.js';
+import type { PathChange } from './ingest.js';
 import { ResultStore } from './result-store.js';
+import { parseHookEvent, writeSpool, type GitEvent, type RefUpdate } from './spool.js';
+import { objectPath, parseGiteaEvent, parseMinioRecords, verifyBearer, verifyGiteaSignature, WebhookError } from './webhooks.js';
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -93,6 +96,7 @@ export async function createServer(d: Daemon, host: string, port: number): Promi
           branch: f.ds.branch,
           remote: f.ds.remote,
           state: f.current?.state ?? 'idle',
+          recent_runs: [...f.history.slice(-20), ...[f.current].filter((r) => r !== undefined)].map((r) => ({ id: r.id, reason: r.reason, state: r.state })),
           progress: f.current?.progress,
           last_run: last && { id: last.id, finished_at: last.finishedAt, head: last.report!.head, seconds: last.report!.seconds, counts: last.report!.counts },
           pipelines: last?.report?.pipelines.map((p) => ({
@@ -139,8 +143,77 @@ export async function createServer(d: Daemon, host: string, port: number): Promi
     res.status(202).json({ retried: failed.map((j) => `${j.data.pipeline}/${j.data.datumName || '.'}`), run });
   });
 
+  // ---- event sources: each stores the event durably, then answers 202 -----------------------------
+
+  const raw = express.raw({ type: () => true, limit: '25mb' });
+  const json = (buf: unknown): unknown => {
+    try {
+      return JSON.parse(Buffer.isBuffer(buf) ? buf.toString('utf8') : '');
+    } catch (e) {
+      throw new WebhookError(400, `the body is not valid JSON (${(e as Error).message})`);
+    }
+  };
+
+  /** `{"repo": <path or URL>, "dataset": <name>?, "updates": [{"ref", "before"?, "after"}]}` or a hook's stdin lines. */
+  app.post('/hooks/git', raw, async (req, res) => {
+    const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    let ev: GitEvent & { dataset?: string };
+    if ((req.headers['content-type'] ?? '').includes('json')) {
+      const b = json(req.body) as { repo?: string; dataset?: string; updates?: RefUpdate[] };
+      if (!Array.isArray(b.updates) || !b.updates.every((u) => typeof u?.ref === 'string' && typeof u.after === 'string')) {
+        throw new WebhookError(400, 'expected {"repo": "...", "updates": [{"ref": "refs/heads/main", "before": "<sha>", "after": "<sha>"}]}');
+      }
+      ev = { kind: 'git', repo: b.repo ?? '', updates: b.updates, dataset: b.dataset };
+    } else {
+      // The post-receive format: "<old> <new> <ref>" lines, with ?repo= naming the repository.
+      ev = { ...parseHookEvent(`post-receive\n${String(req.query['repo'] ?? '')}\n${text}`) };
+    }
+    const followers = ev.dataset ? d.followers.filter((f) => f.name === ev.dataset) : d.followersOfRepository({ path: ev.repo, clone_url: ev.repo });
+    if (!followers.length) throw new WebhookError(404, `unknown repository "${ev.dataset ?? ev.repo}": no dataset of this daemon has it as its clone or remote`);
+    for (const f of new Set(followers.map((x) => x.name))) await writeSpool(d.spoolDir, { ...ev, dataset: f });
+    res.status(202).json({ stored: true, datasets: [...new Set(followers.map((f) => f.name))] });
+  });
+
+  app.post('/hooks/gitea', raw, async (req, res) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const secret = d.config.secrets.gitea;
+    if (secret) verifyGiteaSignature(body, req.headers, secret);
+    const eventHeader = (req.headers['x-gitea-event'] ?? req.headers['x-forgejo-event'] ?? req.headers['x-gogs-event'] ?? req.headers['x-github-event']) as string | undefined;
+    const ev = parseGiteaEvent(eventHeader, json(body));
+    if (!ev) return void res.status(202).json({ stored: false, reason: `event "${eventHeader}" is not about a branch; ignored` });
+    const followers = d.followersOfRepository(ev.repository);
+    if (!followers.length) throw new WebhookError(404, `unknown repository "${ev.repository.full_name}": no dataset has repository: ${ev.repository.full_name} or a remote at ${ev.repository.clone_url ?? '?'}`);
+    const identity = `gitea\0${ev.repository.full_name}\0${ev.update.ref}\0${ev.kind === 'delete' ? 'deleted' : ev.update.after}`;
+    if (!(await d.firstSighting(identity))) return void res.status(202).json({ stored: false, duplicate: true });
+    for (const name of new Set(followers.map((f) => f.name))) {
+      await writeSpool(d.spoolDir, { kind: 'git', repo: ev.repository.full_name, dataset: name, updates: [ev.update], source: ev.kind, delivery: req.headers['x-gitea-delivery'] });
+    }
+    res.status(202).json({ stored: true, event: ev.kind, ref: ev.update.ref, after: ev.update.after, datasets: [...new Set(followers.map((f) => f.name))] });
+  });
+
+  app.post('/hooks/minio', raw, async (req, res) => {
+    const token = d.config.secrets.minio;
+    if (token) verifyBearer(req.headers['authorization'], token);
+    const changes = parseMinioRecords(json(req.body));
+    const accepted = new Map<string, PathChange[]>();
+    const refused: string[] = [];
+    for (const c of changes) {
+      const verdicts = d.config.datasets.map((dc) => [dc.name, objectPath(dc.minio, c.bucket, c.key)] as const);
+      const placed = verdicts.filter((v): v is readonly [string, { path: string }] => 'path' in v[1]);
+      for (const [dataset, where] of placed) accepted.set(dataset, [...(accepted.get(dataset) ?? []), { op: c.op, bucket: c.bucket, key: c.key, path: where.path }]);
+      if (placed.length) continue;
+      // Refused, and still a 2xx: MinIO would otherwise redeliver it forever. The most specific reason wins.
+      const reasons = verdicts.map(([, w]) => ('refused' in w ? w.refused : ''));
+      const reason = reasons.find((r) => r && !r.includes('outside every')) ?? `s3://${c.bucket}/${c.key} is outside every configured bucket/prefix`;
+      refused.push(reason);
+      d.log.warn({ bucket: c.bucket, key: c.key, reason }, 'object refused');
+    }
+    for (const [dataset, list] of accepted) await writeSpool(d.spoolDir, { kind: 'objects', dataset, changes: list });
+    res.status(accepted.size ? 202 : 200).json({ stored: [...accepted.values()].flat().length, refused });
+  });
+
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = err instanceof HttpError ? err.status : (err as { status?: number }).status ?? 500;
+    const status = err instanceof HttpError || err instanceof WebhookError ? err.status : (err as { status?: number }).status ?? 500;
     res.status(status).json({ error: (err as Error).message });
   });
 

@@ -103,13 +103,24 @@ async function processJob(job: Job<DatumJobData, DatumJobResult>, clones: Clones
   throw outcome.permanent ? new UnrecoverableError(outcome.reason) : new Error(outcome.reason);
 }
 
-/** Hands a result in: the run commit to a private ref of the origin, then the outputs' annexed content. */
+/**
+ * Hands a result in: the run commit to a private ref of the origin, then the outputs' annexed content.
+ * Both are retried a few times: pushes of several workers (and people) into one repository can collide on
+ * its ref locks, and a collision is no reason to compute the datum again.
+ */
 async function handIn(ds: Dataset, checkout: string, commit: string, d: DatumJobData): Promise<void> {
-  const push = await runUnchecked(['git', 'push', '-q', 'origin', `+${commit}:${runRef(d.key)}`], { cwd: ds.dir });
-  if (push.exitCode !== 0) throw new Error(`could not hand the result in to ${d.origin}: ${push.stderr.trim()}`);
+  await withRetries(`hand the result in to ${d.origin}`, () => runUnchecked(['git', 'push', '-q', 'origin', `+${commit}:${runRef(d.key)}`], { cwd: ds.dir }));
   // Files kept in git travel with the commit; annexed ones are copied (only those whose content is here).
-  const copy = await runUnchecked(['git', 'annex', 'copy', '-q', '--to', 'origin', '--', d.outputDir], { cwd: checkout });
-  if (copy.exitCode !== 0) throw new Error(`could not copy the outputs' content to ${d.origin}: ${copy.stderr.trim()}`);
+  await withRetries(`copy the outputs' content to ${d.origin}`, () => runUnchecked(['git', 'annex', 'copy', '-q', '--to', 'origin', '--', d.outputDir], { cwd: checkout }));
+}
+
+async function withRetries(what: string, attempt: () => Promise<{ exitCode?: number; stderr: string }>): Promise<void> {
+  for (let i = 1; ; i++) {
+    const r = await attempt();
+    if (r.exitCode === 0) return;
+    if (i === 4) throw new Error(`could not ${what}: ${r.stderr.trim()}`);
+    await new Promise((res) => setTimeout(res, 200 * i));
+  }
 }
 
 /** One clone per dataset origin inside the worker's slot, made on first use and fetched as jobs need. */

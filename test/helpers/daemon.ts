@@ -55,7 +55,9 @@ export interface RunningDaemon extends Proc {
 }
 
 export async function startDaemon(dir: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunningDaemon> {
-  const p = spawnMinipach(['up', dir, '--port', '0', '--workers', '0', ...args], { cwd: dir, env });
+  // With --config the datasets come from the file; otherwise the daemon serves `dir`.
+  const target = args.includes('--config') ? [] : [dir];
+  const p = spawnMinipach(['up', ...target, '--port', '0', '--workers', '0', ...args], { cwd: dir, env });
   const m = await p.waitFor(/minipach daemon at (\S+) serving .* \(redis (\S+)\)/);
   return { ...p, url: m[1]!, redisUrl: m[2]! };
 }
@@ -69,7 +71,7 @@ export async function startWorker(dir: string, redisUrl: string, args: string[] 
 
 export interface StatusJson {
   jobs: Record<string, number>;
-  datasets: { name: string; state: string; last_run?: { counts: Record<string, number> } }[];
+  datasets: { name: string; state: string; last_run?: { counts: Record<string, number> }; recent_runs: { id: number; reason: string; state: string }[] }[];
 }
 
 export async function status(url: string): Promise<StatusJson> {
@@ -97,6 +99,13 @@ export async function waitIdle(url: string, timeoutMs = 120_000): Promise<Status
 export function tries(...workers: Proc[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const w of workers) for (const m of w.output().matchAll(/ (\S+): try \d+ \(/g)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+  return counts;
+}
+
+/** How many times workers finished computing each datum (successful tries), from their logs. */
+export function dones(...workers: Proc[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const w of workers) for (const m of w.output().matchAll(/ (\S+): done$/gm)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
   return counts;
 }
 
