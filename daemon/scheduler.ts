@@ -97,6 +97,9 @@ export interface ScheduleOptions {
   readonly onProgress?: (event: { done: number; total: number; datum: string }) => void;
 }
 
+/** While a round computes, its finished results are put on the branch at most this often. */
+const INTEGRATE_EVERY_MS = 5000;
+
 /** How many times in a row the branch may move under the committer before scheduling gives up. */
 const MAX_BRANCH_MOVES = 50;
 
@@ -128,6 +131,28 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     const removals = all.filter(({ d }) => d.action === 'remove');
     if (!computes.length && !links.length && !removals.length) break;
 
+    // The branch as this round left it: results are integrated while the round computes (at most every
+    // INTEGRATE_EVERY_MS), each time on top of the previous integration. Only this round's own results
+    // land in between, and they cannot be inputs of datums of the same round (those wait for them), so
+    // the plan stays valid. If somebody else moves the branch, partial integration stops and the end of
+    // the round re-plans.
+    let tip = head;
+    let partial = true;
+    let lastIntegration = Date.now();
+    const planOf = new Map(computes.map(({ d }) => [freshId(d), d]));
+    const integrate = async (computed: ComputedResult[], links: LinkRequest[], removals: DatumPlan[]) => {
+      const integrated = await committer.integrate(tip, computed, links, removals);
+      tip = integrated.head;
+      for (const c of computed) fresh.delete(freshId(c.plan));
+      await runner.integrated?.(computed.map((c) => c.plan.key));
+      if (integrated.worktreeWarning) warnings.push(integrated.worktreeWarning);
+      await store.clearFailures(computed.map((c) => c.plan.key));
+      for (const c of computed) outcomes.set(id(c.plan), { ...outcomes.get(id(c.plan))!, commit: integrated.commits.get(id(c.plan)) });
+      for (const l of links) outcomes.set(id(l.plan), { pipeline: l.plan.pipeline, name: l.plan.name, key: l.plan.key, action: 'link', status: 'ok', reason: l.plan.reason, commit: integrated.commits.get(id(l.plan)) });
+      for (const d of removals) outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'remove', status: 'ok', reason: d.reason, commit: integrated.commits.get(id(d)) });
+    };
+    const freshOfRound = () => [...fresh].filter(([fid]) => planOf.has(fid)).map(([fid, r]) => ({ ...r, plan: planOf.get(fid)! }));
+
     // Compute. Links whose source is computed in this round are placed in the next round, once the
     // source's commit is on the branch and in the index (one extra plan, no extra computation).
     const toRun = computes.filter(({ d }) => !fresh.has(freshId(d)));
@@ -147,6 +172,13 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
           await store.recordFailure({ key: d.key, pipeline: d.pipeline, datum: d.name, exit: outcome.exit, reason: outcome.reason, stderrTail: outcome.stderrTail });
           outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'failed', reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, log });
         }
+        if (partial && done < toRun.length && Date.now() - lastIntegration >= INTEGRATE_EVERY_MS) {
+          lastIntegration = Date.now();
+          await integrate(freshOfRound(), [], []).catch((e) => {
+            if (!(e instanceof BranchMovedError)) throw e;
+            partial = false;
+          });
+        }
       },
     );
     const linkRequests: LinkRequest[] = [];
@@ -160,23 +192,15 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
       }
       linkRequests.push({ plan: d, transformKey, source: src as ResultRecord });
     }
-    const computed: ComputedResult[] = computes.filter(({ d }) => fresh.has(freshId(d))).map(({ d }) => ({ ...fresh.get(freshId(d))!, plan: d }));
+    const computed = freshOfRound();
     if (!computed.length && !linkRequests.length && !removals.length) continue;
-    let integrated;
     try {
-      integrated = await committer.integrate(head, computed, linkRequests, removals.map((r) => r.d));
+      await integrate(computed, linkRequests, removals.map((r) => r.d));
     } catch (e) {
       if (e instanceof BranchMovedError && ++moves <= MAX_BRANCH_MOVES) continue;
       throw e;
     }
     moves = 0;
-    for (const c of computed) fresh.delete(freshId(c.plan));
-    await runner.integrated?.(computed.map((c) => c.plan.key));
-    if (integrated.worktreeWarning) warnings.push(integrated.worktreeWarning);
-    await store.clearFailures(computed.map((c) => c.plan.key));
-    for (const c of computed) outcomes.set(id(c.plan), { ...outcomes.get(id(c.plan))!, commit: integrated.commits.get(id(c.plan)) });
-    for (const l of linkRequests) outcomes.set(id(l.plan), { pipeline: l.plan.pipeline, name: l.plan.name, key: l.plan.key, action: 'link', status: 'ok', reason: l.plan.reason, commit: integrated.commits.get(id(l.plan)) });
-    for (const { d } of removals) outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'remove', status: 'ok', reason: d.reason, commit: integrated.commits.get(id(d)) });
   }
   await runner.finished?.(last.plan);
   return report(ds, last, outcomes, warnings, started);

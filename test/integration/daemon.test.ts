@@ -1,7 +1,8 @@
 /**
  * The daemon, real workers and a real redis-server, as separate processes. Crashes are real kill -9s.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -70,6 +71,9 @@ describe('the daemon with workers', () => {
     await waitIdle(daemon.url);
 
     await expectComplete(ds, 50);
+    // Results landed while the round computed (every few seconds), not only at its end.
+    const integrations = (await ds.git('reflog', 'show', 'master', '--format=%gs')).split('\n').filter((l) => l.startsWith('minipach: integrate'));
+    expect(integrations.length).toBeGreaterThanOrEqual(3);
     // The checked-out working tree followed the branch, content included.
     expect(readFileSync(path.join(ds.dir, 'total/n'), 'utf8').trim()).toBe('50');
     const t = dones(w1, w2);
@@ -225,6 +229,24 @@ describe('the daemon with workers', () => {
     expect(tries(w).get('count/s000')).toBe(2);
     await daemon.stop();
     await ds.fsck();
+  });
+
+  it('datum_tries: a datum that fails once is tried again after a backoff and then succeeds', async () => {
+    // The first try leaves a mark outside the dataset and fails; the second finds it and succeeds.
+    const mark = path.join(os.tmpdir(), `minipach-flaky-${process.pid}-${Date.now()}`);
+    cleanups.push(() => rmSync(mark, { force: true }));
+    const ds = await dataset(1, { before: `if [ ! -e ${mark} ]; then touch ${mark}; echo flaky >&2; exit 3; fi` });
+    cleanups.push(stopEmbeddedRedis(ds));
+    const daemon = track(await startDaemon(ds.dir));
+    const w = track(await startWorker(ds.dir, daemon.redisUrl));
+    await w.waitFor(/count\/s000: done/);
+    await waitIdle(daemon.url);
+    expect(w.output()).toMatch(/count\/s000: try 1[^]*exit 3[^]*count\/s000: try 2/);
+    const t1 = Date.parse(/(\S+) count\/s000: exit 3/.exec(w.output())![1]!);
+    const t2 = Date.parse(/(\S+) count\/s000: try 2/.exec(w.output())![1]!);
+    expect(t2 - t1).toBeGreaterThanOrEqual(900);
+    await expectComplete(ds, 1);
+    await daemon.stop();
   });
 
   it('Redis unreachable, or a bad config: an actionable error, not a stack trace', async () => {
