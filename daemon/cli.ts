@@ -5,19 +5,17 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ConnectionOptions } from 'bullmq';
+// The daemon, worker, Redis and watch modules (BullMQ, express, chokidar...) are imported by the commands
+// that use them: loading them up front made every `plan` and `schedule` half a second slower.
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { MinipachError, SpecError, UsageError } from './errors.js';
 import { planDataset, type Plan } from './core/plan.js';
 import { loadSpec } from './core/spec.js';
 import { DaemonClient } from './client.js';
-import { loadConfigFile, parseConfig } from './config.js';
-import { Daemon, findDaemon } from './daemon.js';
+import { findDaemon } from './registration.js';
 import { openDataset, type Dataset } from './dataset.js';
-import { checkRedis, redisOptions } from './redis.js';
 import { installHooks, uninstallHooks } from './hooks.js';
-import { watchDataset, WatchLimitError } from './watch.js';
-import { startWorker } from './worker.js';
 import { planAtHead, schedule, type ScheduleReport } from './scheduler.js';
 import { ResultStore } from './result-store.js';
 import { SnapshotReader } from './snapshot.js';
@@ -156,6 +154,7 @@ export function buildProgram(): Command {
     .action(async (dir: string | undefined, o: { config?: string; branch?: string; remote?: string; port?: number; workers?: number; concurrency?: number }) => {
       if (!o.config && !dir) dir = '.';
       if (o.config && dir) throw new UsageError('give either a dataset directory or --config, not both');
+      const { loadConfigFile, parseConfig } = await import('./config.js');
       const raw = dir ? { datasets: [{ path: (await openDataset(dir, o.branch)).dir, branches: o.branch ? [o.branch] : undefined, remote: o.remote }] } : undefined;
       let config = o.config ? await loadConfigFile(o.config) : parseConfig('command line', raw);
       config = {
@@ -164,6 +163,7 @@ export function buildProgram(): Command {
         workers: o.workers ?? config.workers,
         concurrency: o.concurrency ?? config.concurrency,
       };
+      const { Daemon } = await import('./daemon.js');
       const daemon = await Daemon.start(config);
       out(`minipach daemon at ${daemon.url} serving ${daemon.followers.map((f) => `${f.name}:${f.ds.branch}`).join(', ')} (redis ${daemon.redisUrl})`);
       await untilSignal(async (signal) => {
@@ -191,6 +191,8 @@ export function buildProgram(): Command {
         url = reg.redisUrl;
         prefix ??= reg.queuePrefix;
       }
+      const { checkRedis, redisOptions } = await import('./redis.js');
+      const { startWorker } = await import('./worker.js');
       await checkRedis(url);
       const lockMs = o.lockMs ?? (process.env['MINIPACH_LOCK_MS'] ? Number(process.env['MINIPACH_LOCK_MS']) : undefined);
       const worker = await startWorker({
@@ -241,6 +243,7 @@ export function buildProgram(): Command {
     .addOption(new Option('-j, --jobs <n>', 'datums computed at once (in-process only)').argParser((v) => parsePositive(v, '--jobs')).default(1))
     .action(async (dir: string, o: { quietMs: number; local?: boolean; jobs: number }) => {
       const ds = await openDataset(dir);
+      const { watchDataset, WatchLimitError } = await import('./watch.js');
       let failure: Error | undefined;
       let stop: () => void = () => undefined;
       const stopped = new Promise<void>((res) => (stop = res));

@@ -18,21 +18,11 @@ import { openDataset, type Dataset } from './dataset.js';
 import { EventProcessor } from './events.js';
 import { Follower, type RunInfo } from './follower.js';
 import { Metrics } from './metrics.js';
+import { REGISTRATION_FILE, type Registration } from './registration.js';
 import { DatumQueue, QueueRunner } from './queue.js';
 import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from './redis.js';
 import { createServer } from './server.js';
 import { startWorker, type RunningWorker } from './worker.js';
-
-/** What `daemon.json` in a dataset's state dir says: how the CLI finds the daemon serving it. */
-export interface Registration {
-  readonly pid: number;
-  readonly url: string;
-  readonly redisUrl: string;
-  readonly queuePrefix: string;
-  readonly dataset: string;
-}
-
-export const REGISTRATION_FILE = 'daemon.json';
 
 export class Daemon {
   readonly followers: Follower[] = [];
@@ -212,24 +202,4 @@ async function originOf(ds: Dataset): Promise<string> {
 
 function withTimeout(p: Promise<unknown>, ms: number): Promise<unknown> {
   return Promise.race([p, new Promise((r) => setTimeout(r, ms).unref())]);
-}
-
-/** The daemon serving `ds`, if one is registered there and answers. */
-export async function findDaemon(ds: Dataset): Promise<Registration | undefined> {
-  const env = process.env['MINIPACH_URL'];
-  let reg: Registration | undefined;
-  try {
-    reg = JSON.parse(await readFile(path.join(ds.stateDir, REGISTRATION_FILE), 'utf8')) as Registration;
-  } catch {
-    reg = undefined;
-  }
-  const url = env || reg?.url;
-  if (!url) return undefined;
-  try {
-    const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-    if (!r.ok) return undefined;
-  } catch {
-    return undefined;
-  }
-  return { ...(reg ?? { pid: 0, redisUrl: '', queuePrefix: 'minipach', dataset: '' }), url };
 }
