@@ -122,7 +122,7 @@ export class Daemon {
 
   /** The followers a webhook's repository is about (by `repository:` in the config, or by remote URL). */
   followersOfRepository(repo: { full_name?: string; clone_url?: string; ssh_url?: string; path?: string }): Follower[] {
-    const byConfig = this.followers.filter((f) => this.config.datasets.find((c) => c.name === f.name)?.repository === repo.full_name);
+    const byConfig = repo.full_name ? this.followers.filter((f) => this.config.datasets.find((c) => c.name === f.name)?.repository === repo.full_name) : [];
     if (byConfig.length) return byConfig;
     const strip = (u: string) => u.replace(/\/+$/, '').replace(/\.git$/, '');
     return this.followers.filter((f) => {
@@ -141,11 +141,18 @@ export class Daemon {
   async firstSighting(identity: string): Promise<boolean> {
     try {
       if (this.redis!.status === 'wait') await this.redis!.connect();
-      const key = `${this.config.queuePrefix}:events:seen:${createHash('sha256').update(identity).digest('hex')}`;
-      return (await this.redis!.set(key, '1', 'EX', 7 * 24 * 3600, 'NX')) === 'OK';
+      return (await this.redis!.set(this.sightingKey(identity), '1', 'EX', 7 * 24 * 3600, 'NX')) === 'OK';
     } catch {
       return true;
     }
+  }
+
+  async forgetSighting(identity: string): Promise<void> {
+    await this.redis!.del(this.sightingKey(identity)).catch(() => undefined);
+  }
+
+  private sightingKey(identity: string): string {
+    return `${this.config.queuePrefix}:events:seen:${createHash('sha256').update(identity).digest('hex')}`;
   }
 
   private runEnded(run: RunInfo): void {

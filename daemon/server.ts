@@ -185,8 +185,14 @@ export async function createServer(d: Daemon, host: string, port: number): Promi
     if (!followers.length) throw new WebhookError(404, `unknown repository "${ev.repository.full_name}": no dataset has repository: ${ev.repository.full_name} or a remote at ${ev.repository.clone_url ?? '?'}`);
     const identity = `gitea\0${ev.repository.full_name}\0${ev.update.ref}\0${ev.kind === 'delete' ? 'deleted' : ev.update.after}`;
     if (!(await d.firstSighting(identity))) return void res.status(202).json({ stored: false, duplicate: true });
-    for (const name of new Set(followers.map((f) => f.name))) {
-      await writeSpool(d.spoolDir, { kind: 'git', repo: ev.repository.full_name, dataset: name, updates: [ev.update], source: ev.kind, delivery: req.headers['x-gitea-delivery'] });
+    try {
+      for (const name of new Set(followers.map((f) => f.name))) {
+        await writeSpool(d.spoolDir, { kind: 'git', repo: ev.repository.full_name, dataset: name, updates: [ev.update], source: ev.kind, delivery: req.headers['x-gitea-delivery'] });
+      }
+    } catch (e) {
+      // Not stored: a redelivery must not be mistaken for a duplicate.
+      await d.forgetSighting(identity);
+      throw e;
     }
     res.status(202).json({ stored: true, event: ev.kind, ref: ev.update.ref, after: ev.update.after, datasets: [...new Set(followers.map((f) => f.name))] });
   });

@@ -125,6 +125,13 @@ describe('git push', () => {
 
     const daemon = track(await startDaemon(clone.dir, ['--remote', 'origin', '--workers', '1']));
     await waitForPath(bare, 'count/s1/bytes');
+    // The same hand-off over HTTP, for servers that cannot run a hook here.
+    const hook = (repo: string) =>
+      fetch(`${daemon.url}/hooks/git`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ repo, updates: [{ ref: 'refs/heads/master', after: 'f'.repeat(40) }] }) });
+    const unknown = await hook('/srv/elsewhere.git');
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error).toMatch(/unknown repository "\/srv\/elsewhere\.git"/);
+    expect((await hook(bare)).status).toBe(202);
     await waitIdle(daemon.url);
     expect(readdirSync(path.join(bare, 'minipach/spool')).filter((f) => f.endsWith('.event'))).toEqual([]);
     await daemon.stop();
