@@ -154,7 +154,10 @@ describe('the daemon with workers', () => {
     const exit = await first.proc;
     expect(exit.signal).toBe('SIGKILL');
     const afterCrash = await runCommits(ds.dir);
-    expect(afterCrash).toHaveLength(fault === 'integrate:after-publish' ? 4 : 0);
+    // Before publishing nothing is on the branch; after, the first integration is (all four, or the part
+    // of them that had finished when the round integrated while computing).
+    if (fault === 'integrate:before-publish') expect(afterCrash).toHaveLength(0);
+    else expect(afterCrash.length).toBeGreaterThan(0);
 
     const second = track(await startDaemon(ds.dir));
     await waitIdle(second.url);
