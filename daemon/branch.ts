@@ -5,6 +5,7 @@
  * pushed there first (a plain push, never forced, so anybody's commit that got there first makes it fail
  * and the caller re-plans on top of it), and the local branch follows.
  */
+import path from 'node:path';
 import { BranchMovedError, MinipachError } from './errors.js';
 import { runUnchecked } from './adapters/process.js';
 import type { Dataset } from './dataset.js';
@@ -73,6 +74,21 @@ async function pushBranch(ds: Dataset, tip: string): Promise<void> {
     throw new BranchMovedError(`${ds.remote}/${ds.branch}`, tip);
   }
   throw new MinipachError(`could not push results to ${ds.remote} ${ds.branch} from ${ds.dir}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+}
+
+/**
+ * The dataset's remote as workers and hooks see it: its URL, with a relative path made absolute (relative
+ * to the clone), and, when it is a repository on this machine, its git dir.
+ */
+export async function remoteLocation(ds: Dataset): Promise<{ url: string; localGitDir?: string } | undefined> {
+  if (!ds.remote) return undefined;
+  const raw = (await git(ds, ['remote', 'get-url', ds.remote])).stdout.trim();
+  const remoteUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) && !raw.startsWith('file://');
+  const scpLike = /^[^/]+@[^:]+:/.test(raw);
+  if (remoteUrl || scpLike) return { url: raw };
+  const url = path.resolve(ds.dir, raw.replace(/^file:\/\//, ''));
+  const r = await runUnchecked(['git', 'rev-parse', '--absolute-git-dir'], { cwd: url }).catch(() => undefined);
+  return { url, localGitDir: r?.exitCode === 0 ? r.stdout.trim() : undefined };
 }
 
 async function isAncestor(ds: Dataset, a: string, b: string): Promise<boolean> {

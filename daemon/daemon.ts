@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import { runUnchecked } from './adapters/process.js';
+import { remoteLocation } from './branch.js';
 import type { DaemonConfig } from './config.js';
 import { openDataset, type Dataset } from './dataset.js';
 import { EventProcessor } from './events.js';
@@ -72,7 +72,8 @@ export class Daemon {
     d.metrics.jobCounts = () => queue.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
     try {
       for (const { name, ds } of served) {
-        const origin = await originOf(ds);
+        // Workers clone from, and hand results in to, the remote when there is one, else the daemon's clone.
+        const origin = (await remoteLocation(ds))?.url ?? ds.dir;
         const runner = new QueueRunner(queue, ds, { dataset: name, origin }, d.abort.signal);
         const f = new Follower(name, ds, runner, {
           nextRunId: () => ++d.runIds,
@@ -197,14 +198,6 @@ export class Daemon {
     this.redis?.disconnect();
     await this.embedded?.stop();
   }
-}
-
-/** Where workers clone from and hand results in: the remote when there is one, else the daemon's clone. */
-async function originOf(ds: Dataset): Promise<string> {
-  if (!ds.remote) return ds.dir;
-  const url = (await runUnchecked(['git', 'remote', 'get-url', ds.remote], { cwd: ds.dir })).stdout.trim();
-  // A relative path is relative to the clone; workers need it absolute.
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url) || path.isAbsolute(url) ? url : path.resolve(ds.dir, url);
 }
 
 function withTimeout(p: Promise<unknown>, ms: number): Promise<unknown> {

@@ -9,8 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { runUnchecked } from './adapters/process.js';
-import type { Dataset } from './dataset.js';
+import { remoteLocation } from './branch.js';
 import type { Follower, RunInfo } from './follower.js';
 import { ingestObjects, minioClient, type MinioConnection, type PathChange } from './ingest.js';
 import { dropSpooled, readSpool, ZERO_OID, type GitEvent, type SpooledEvent } from './spool.js';
@@ -55,7 +54,7 @@ export class EventProcessor {
     this.spools.push({ dir: daemonSpool, followers: [] });
     const byDir = new Map<string, Follower[]>();
     for (const f of this.followers) {
-      for (const gitDir of [f.ds.gitDir, await localRemoteGitDir(f.ds)]) {
+      for (const gitDir of [f.ds.gitDir, (await remoteLocation(f.ds))?.localGitDir]) {
         if (!gitDir) continue;
         const dir = path.join(gitDir, 'minipach', 'spool');
         byDir.set(dir, [...(byDir.get(dir) ?? []), f]);
@@ -105,13 +104,14 @@ export class EventProcessor {
     const followers = body.dataset ? this.followers.filter((f) => f.name === body.dataset) : spool.followers;
     const runs: [Follower, RunInfo][] = [];
     const annexChanged = body.annex || body.updates.some((u) => u.ref === 'refs/heads/git-annex');
+    let failed: Awaited<ReturnType<DatumQueue['queue']['getJobs']>> | undefined;
     for (const f of followers) {
       const mine = body.updates.filter((u) => u.ref === f.ds.ref);
       if (mine.some((u) => ZERO_OID.test(u.after))) {
         this.log.warn({ dataset: f.name, branch: f.ds.branch }, 'the followed branch was deleted upstream; nothing to schedule');
         continue;
       }
-      if (annexChanged) await this.retryMissingContent(f);
+      if (annexChanged) await this.retryMissingContent(f, (failed ??= await this.queue.queue.getJobs(['failed'], 0, -1)));
       if (!mine.length && !annexChanged) continue;
       const what = mine.map((u) => `${u.ref.replace('refs/heads/', '')} ${u.before?.slice(0, 8) ?? '?'}..${u.after.slice(0, 8) || 'head'}`).join(', ');
       runs.push([f, f.request(`push ${what || '(content)'}`)]);
@@ -137,23 +137,11 @@ export class EventProcessor {
    * Content arrived after its refs (`post-update-annex`, or a pushed git-annex branch): datums that failed
    * because an input's content was nowhere to be got are worth another try now.
    */
-  private async retryMissingContent(f: Follower): Promise<void> {
-    const failed = await this.queue.queue.getJobs(['failed'], 0, -1);
+  private async retryMissingContent(f: Follower, failed: Awaited<ReturnType<DatumQueue['queue']['getJobs']>>): Promise<void> {
     for (const j of failed) {
       if (j?.data.dataset === f.name && /not available|no known copies|could not get|unable to access/i.test(`${j.data.lastTry?.reason ?? ''}\n${j.data.lastTry?.stderrTail ?? ''}`)) {
         await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).catch(() => undefined);
       }
     }
   }
-}
-
-/** The git dir of the dataset's remote when it is a repository on this machine (hooks spool there). */
-async function localRemoteGitDir(ds: Dataset): Promise<string | undefined> {
-  if (!ds.remote) return undefined;
-  const url = (await runUnchecked(['git', 'remote', 'get-url', ds.remote], { cwd: ds.dir })).stdout.trim();
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith('file://')) return undefined;
-  if (/^[^/]+@[^:]+:/.test(url)) return undefined;
-  const local = path.resolve(ds.dir, url.replace(/^file:\/\//, ''));
-  const r = await runUnchecked(['git', 'rev-parse', '--absolute-git-dir'], { cwd: local }).catch(() => undefined);
-  return r?.exitCode === 0 ? r.stdout.trim() : undefined;
 }

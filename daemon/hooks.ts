@@ -1,6 +1,6 @@
 /**
- * `minipach hooks install|uninstall <repo>`: puts the scripts of `hooks/` into a repository (bare or not)
- * as `post-receive` and `post-update-annex`. A hook already there (git-annex installs its own) is kept as
+ * `minipach hooks install|uninstall <repo>`: puts the script `hooks/minipach-hook` into a repository (bare
+ * or not) as `post-receive` and `post-update-annex`. A hook already there (git-annex installs its own) is kept as
  * `<name>.minipach-chained` and run first by ours; uninstall puts it back.
  */
 import { chmod, copyFile, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -11,7 +11,8 @@ import { UsageError } from './errors.js';
 export const HOOK_NAMES = ['post-receive', 'post-update-annex'] as const;
 const MARK = 'minipach-hook';
 const CHAINED = '.minipach-chained';
-const SOURCE_DIR = new URL('../hooks/', import.meta.url).pathname;
+/** One script serves as every hook: it tells them apart by the name it is run under. */
+const SOURCE = new URL('../hooks/minipach-hook', import.meta.url).pathname;
 
 export interface HookChange {
   readonly hook: string;
@@ -44,7 +45,7 @@ export async function installHooks(repo: string): Promise<{ gitDir: string; chan
       await rename(dest, dest + CHAINED);
       action = 'installed, chaining the existing hook';
     }
-    await copyFile(path.join(SOURCE_DIR, hook), dest);
+    await copyFile(SOURCE, dest);
     await chmod(dest, 0o755);
     changes.push({ hook, path: dest, action });
   }

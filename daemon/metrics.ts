@@ -23,7 +23,7 @@ export class Metrics {
   });
   readonly jobs: Gauge<'state'>;
 
-  constructor(jobCounts?: () => Promise<Record<string, number>>) {
+  constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'minipach_' });
     this.jobs = new Gauge({
       name: 'minipach_jobs',
@@ -35,9 +35,9 @@ export class Metrics {
         for (const [state, n] of Object.entries(await this.jobCounts().catch(() => ({})))) this.jobs.set({ state }, n);
       },
     });
-    this.jobCounts = jobCounts;
   }
 
+  /** Set by the daemon once its queue exists. */
   jobCounts?: () => Promise<Record<string, number>>;
 
   recordRun(run: RunInfo): void {

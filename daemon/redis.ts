@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
+import { isAlive } from './adapters/process.js';
 import { MinipachError } from './errors.js';
 
 export class RedisUnreachableError extends MinipachError {
@@ -81,7 +82,7 @@ export async function startEmbeddedRedis(stateDir: string): Promise<EmbeddedRedi
       client.disconnect();
     }
     // Wait for it to be gone, so a restart does not find the old socket.
-    for (let i = 0; i < 100 && pid && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && pid && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
   };
   try {
     await checkRedis(url, 500);
@@ -121,13 +122,4 @@ export async function startEmbeddedRedis(stateDir: string): Promise<EmbeddedRedi
     }
   }
   throw new MinipachError(`redis-server did not start; see ${path.join(dir, 'redis.log')}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

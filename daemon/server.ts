@@ -166,7 +166,7 @@ export async function createServer(d: Daemon, host: string, port: number): Promi
       ev = { kind: 'git', repo: b.repo ?? '', updates: b.updates, dataset: b.dataset };
     } else {
       // The post-receive format: "<old> <new> <ref>" lines, with ?repo= naming the repository.
-      ev = { ...parseHookEvent(`post-receive\n${String(req.query['repo'] ?? '')}\n${text}`) };
+      ev = parseHookEvent(`post-receive\n${String(req.query['repo'] ?? '')}\n${text}`);
     }
     const followers = ev.dataset ? d.followers.filter((f) => f.name === ev.dataset) : d.followersOfRepository({ path: ev.repo, clone_url: ev.repo });
     if (!followers.length) throw new WebhookError(404, `unknown repository "${ev.dataset ?? ev.repo}": no dataset of this daemon has it as its clone or remote`);

@@ -13,7 +13,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { runUnchecked } from './adapters/process.js';
+import { isAlive, runUnchecked } from './adapters/process.js';
 import { runRef } from './branch.js';
 import { loadSpec } from './core/spec.js';
 import { SpecError } from './errors.js';
@@ -199,7 +199,7 @@ async function claimSlot(root: string): Promise<Slot> {
     await mkdir(dir, { recursive: true });
     const owner = path.join(dir, 'owner.pid');
     const pid = Number((await readFile(owner, 'utf8').catch(() => '')).trim());
-    if (pid && pid !== process.pid && alive(pid)) continue;
+    if (pid && pid !== process.pid && isAlive(pid)) continue;
     try {
       await writeFile(owner, String(process.pid), pid ? {} : { flag: 'wx' });
     } catch {
@@ -228,14 +228,5 @@ async function claimSlot(root: string): Promise<Slot> {
         await rm(owner, { force: true });
       },
     };
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -76,6 +76,16 @@ async function exec(argv: readonly string[], opts: RunOptions, encoding: 'utf8' 
   return { r, timedOut: timedOut || Boolean(r.timedOut) };
 }
 
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs a command; throws ProcessError on a non-zero exit. */
 export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<string> {
   const res = await runUnchecked(argv, opts);
