@@ -9,6 +9,7 @@ import path from 'node:path';
 import { BranchMovedError, MinipachError } from './errors.js';
 import { runUnchecked } from './adapters/process.js';
 import type { Dataset } from './dataset.js';
+import { remoteResultsRefspec } from './results-ref.js';
 
 /** Private refs where workers hand in their run commits, one per datum key. */
 export const RUN_REF_PREFIX = 'refs/minipach/runs/';
@@ -36,7 +37,7 @@ async function git(ds: Dataset, args: string[]) {
 export async function syncBranch(ds: Dataset): Promise<string | undefined> {
   if (!ds.remote) return undefined;
   const tracking = `refs/remotes/${ds.remote}/${ds.branch}`;
-  const f = await git(ds, ['fetch', '-q', ds.remote, `+refs/heads/*:refs/remotes/${ds.remote}/*`, `+${RUN_REF_PREFIX}*:${RUN_REF_PREFIX}*`]);
+  const f = await git(ds, ['fetch', '-q', ds.remote, `+refs/heads/*:refs/remotes/${ds.remote}/*`, `+${RUN_REF_PREFIX}*:${RUN_REF_PREFIX}*`, remoteResultsRefspec(ds.remote)]);
   if (f.exitCode !== 0) throw new MinipachError(`could not fetch from ${ds.remote} in ${ds.dir}: ${f.stderr.trim().split('\n').slice(-2).join(' ')}`);
   const remoteHead = await ds.repo.resolve(tracking);
   const local = await ds.repo.resolve(ds.ref);

@@ -11,16 +11,18 @@ import type { IndexChange, LsTreeEntry } from './adapters/git.js';
 import { publishBranch } from './branch.js';
 import { faultPoint } from './fault.js';
 import { retargetAnnexLink } from './core/content-key.js';
-import { datumOutputs, inputFingerprints, markerContent } from './core/identity.js';
+import { datumOutputs, inputFingerprints, markerContent, type TransformIdentity } from './core/identity.js';
 import type { DatumPlan } from './core/plan.js';
-import { formatBatchMessage, formatRunMessage, type DataladRunRecord, type LinkEntry, type RemoveEntry } from './core/record.js';
+import { formatBatchMessage, formatRunMessage, transformFields, type DataladRunRecord, type LinkEntry, type MinipachRunFields, type RemoveEntry } from './core/record.js';
 import type { ResourceUsage, ResultRecord } from './core/results.js';
 import { MODE_SYMLINK } from './core/tree.js';
 import type { Dataset } from './dataset.js';
+import { resultOutputs } from './result-store.js';
+import { addSharedResults, pushSharedResults, type SharedResult } from './results-ref.js';
 
 export interface ComputedResult {
   readonly plan: DatumPlan;
-  readonly transformKey: string;
+  readonly transform: TransformIdentity;
   /** The run commit the outputs come from (in this repository: handed in by a worker, or made here). */
   readonly commit: string;
   /** The datum's output files from the run commit (or from its base, when the outputs came out unchanged). */
@@ -31,7 +33,7 @@ export interface ComputedResult {
 
 export interface LinkRequest {
   readonly plan: DatumPlan;
-  readonly transformKey: string;
+  readonly transform: TransformIdentity;
   readonly source: ResultRecord;
 }
 
@@ -41,6 +43,8 @@ export interface Integrated {
   readonly commits: ReadonlyMap<string, string>;
   /** Set when the checked-out working tree could not follow the branch. */
   readonly worktreeWarning?: string;
+  /** Set when the results ref could not be pushed to the dataset's remote. */
+  readonly shareWarning?: string;
 }
 
 export class Committer {
@@ -84,20 +88,23 @@ export class Committer {
       ];
       const commits = new Map<string, string>();
       let tip = head;
+      const shared: SharedResult[] = [];
       for (const c of computed) {
-        const message = formatRunMessage(c.record, {
+        const fields: MinipachRunFields = {
           version: 1,
           pipeline: c.plan.pipeline,
           datum: c.plan.name,
           key: c.plan.key,
-          transform_key: c.transformKey,
+          transform_key: c.transform.key,
+          transform: transformFields(c.transform),
           inputs: inputFingerprints(c.plan.datum!),
           resources: c.resources,
           join_key: c.plan.datum!.joinKey,
           group_key: c.plan.datum!.groupKey,
-        });
-        tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), message, indexFile);
+        };
+        tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), formatRunMessage(c.record, fields), indexFile);
         commits.set(`${c.plan.pipeline}/${c.plan.name}`, tip);
+        shared.push({ record: { ...fields, run_commit: tip }, outputs: c.outputs, outputDir: c.plan.outputDir });
       }
       if (links.length || removals.length) {
         const changes = [
@@ -110,7 +117,7 @@ export class Committer {
           key: l.plan.key,
           source: { pipeline: l.source.pipeline, datum: l.source.datum },
           run_commit: l.source.runCommit,
-          transform_key: l.transformKey,
+          transform_key: l.transform.key,
           inputs: inputFingerprints(l.plan.datum!),
         }));
         const removeEntries: RemoveEntry[] = removals.map((r) => ({ pipeline: r.pipeline, datum: r.name, key: r.key }));
@@ -121,7 +128,11 @@ export class Committer {
       await faultPoint('integrate:before-publish');
       const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
       await faultPoint('integrate:after-publish');
-      return { head: tip, commits, worktreeWarning };
+      // The results are on the branch (its history is the durable index); the results ref is the shared
+      // copy, and one lost here is restored by `minipach reindex`.
+      await addSharedResults(this.ds, shared);
+      const shareWarning = this.ds.remote && shared.length ? await pushSharedResults(this.ds, this.ds.remote) : undefined;
+      return { head: tip, commits, worktreeWarning, shareWarning };
     } finally {
       await rm(indexFile, { force: true });
     }
@@ -129,9 +140,7 @@ export class Committer {
 
   /** The source result's outputs, placed at this datum's path (annex links re-pointed for the new depth). */
   private async linkedEntries(l: LinkRequest): Promise<LsTreeEntry[]> {
-    const src = l.source;
-    const srcDir = src.datum === '' ? src.pipeline : `${src.pipeline}/${src.datum}`;
-    const entries = datumOutputs(await this.ds.repo.lsTree(src.commit, [srcDir]), src.pipeline, srcDir);
+    const { entries, dir: srcDir } = (await resultOutputs(this.ds, [l.source])).get(l.source)!;
     const links = await this.ds.repo.readBlobs(entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => e.oid));
     const out: LsTreeEntry[] = [];
     for (const e of entries) {

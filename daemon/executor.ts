@@ -18,6 +18,7 @@ import { datumOutputs } from './core/identity.js';
 import type { DataladRunRecord } from './core/record.js';
 import type { ResourceUsage } from './core/results.js';
 import type { PipelineSpec } from './core/spec.js';
+import { CommandSampler, round, type CommandUsage } from './resources.js';
 import { MODE_GITLINK, MODE_SYMLINK, normalizeDatasetPath, type SubdatasetRef } from './core/tree.js';
 import type { Dataset } from './dataset.js';
 
@@ -84,7 +85,11 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
   // Outside the git dir: datalad does not work in a worktree placed inside `.git`.
   const wt = await mkdtemp(path.join(os.tmpdir(), `minipach-${job.key.slice(0, 12)}-`));
   const started = Date.now();
-  const resources = () => ({ wall: (Date.now() - started) / 1000 });
+  let usage: CommandUsage | undefined;
+  const resources = (): ResourceUsage => ({
+    wall: round((Date.now() - started) / 1000),
+    ...(usage ? { commandWall: usage.wall, cpu: usage.cpu, maxRssKiB: usage.maxRssKiB } : {}),
+  });
   try {
     await enableWorktreeConfig(ds);
     await withWorktreeLock(ds, () => ds.repo.git(['worktree', 'add', '--no-checkout', '--detach', wt, job.baseCommit]));
@@ -97,7 +102,14 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     }
 
     const argv = dataladRunArgv(job);
-    const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined, onSpawn: hooks.onSpawn });
+    let sampler: CommandSampler | undefined;
+    const onSpawn = (pid: number) => {
+      sampler = new CommandSampler(pid).start();
+      hooks.onSpawn?.(pid);
+    };
+    const r = await runUnchecked(argv, { cwd: wt, detached: true, timeoutMs: job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined, onSpawn }).finally(() => {
+      usage = sampler?.stop();
+    });
     const results = r.stdout.split('\n').filter((l) => l.startsWith('{"action"')).map((l) => JSON.parse(l) as { action: string; status: string; exit_code?: number; run_info?: DataladRunRecord; message?: string });
     const runResult = results.find((x) => x.action === 'run');
     const commandOut = r.stdout.split('\n').filter((l) => !l.startsWith('{"action"')).join('\n');

@@ -1,19 +1,32 @@
 /**
- * The result index of a dataset. Durable in git: rebuilt from the commit messages the committer writes
- * (record.ts). A cache in the state dir remembers how far history was read, so a new commit costs one
- * `git log old..new`. Failures are local bookkeeping (nothing is committed for them).
+ * The result index of a dataset. Durable in git, in two places: the commit messages the committer writes on
+ * the branch (record.ts), and the shared results refs (results-ref.ts) fetched from remotes. A cache in the
+ * state dir remembers how far history was read, so a new commit costs one `git log old..new`; Redis never
+ * holds it. Failures are local bookkeeping (nothing is committed for them).
  */
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { runUnchecked } from './adapters/process.js';
 import { BATCH_TITLE_PREFIX, parseRecords, RUN_TITLE_PREFIX } from './core/record.js';
 import { buildIndex, type FailureRecord, type ResultIndex, type ResultRecord } from './core/results.js';
+import { annexKeyFromLinkTarget } from './core/content-key.js';
+import { datumOutputs, outputDir } from './core/identity.js';
+import { MODE_SYMLINK } from './core/tree.js';
+import type { LsTreeEntry } from './adapters/git.js';
 import type { Dataset } from './dataset.js';
+import { whereis } from './annex.js';
+import { addSharedResults, readSharedRecords, resultRefs, RESULTS_REF, type SharedResult } from './results-ref.js';
 
 interface IndexCache {
   readonly version: 1;
   readonly head: string;
   readonly records: ResultRecord[];
+}
+
+interface SharedCache {
+  readonly version: 1;
+  /** Results commit -> its records. */
+  readonly commits: Record<string, ResultRecord[]>;
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -36,22 +49,65 @@ export class ResultStore {
   /** Failure updates are read-modify-write of one file: concurrent jobs must not interleave them. */
   private failureWrites: Promise<unknown> = Promise.resolve();
 
+  private readonly sharedCacheFile: string;
+
   constructor(private readonly ds: Dataset) {
     this.cacheFile = path.join(ds.stateDir, `index-${ds.branch.replace(/\//g, '_')}.json`);
+    this.sharedCacheFile = path.join(ds.stateDir, 'index-shared.json');
     this.failuresFile = path.join(ds.stateDir, 'failures.json');
   }
 
-  /** The index as of `head`: every result recorded in its history, plus local failures. */
-  async load(head: string): Promise<ResultIndex> {
-    const records = await this.records(head);
-    return buildIndex(records, Object.values(await this.failures()));
+  /**
+   * The index as of `head`: every result recorded in its history, then those of the results refs (a result
+   * of this branch is the link source of choice), plus local failures. `unavailable` comes from the caller,
+   * which asks git-annex about the results a plan would link (see unavailableResults).
+   */
+  async load(head: string, unavailable?: ReadonlyMap<string, string>): Promise<ResultIndex> {
+    const own = await this.records(head);
+    const ownKeys = new Set(own.filter((r) => r.kind === 'computed').map((r) => r.key));
+    const records = [...own, ...(await this.sharedRecords()).filter((r) => !ownKeys.has(r.key))];
+    return buildIndex(records, Object.values(await this.failures()), unavailable);
   }
 
-  /** Rebuilds the cache from history alone. */
-  async reindex(head: string): Promise<ResultIndex> {
+  /**
+   * Rebuilds the index from git alone (the branch's history and the results refs), as after a wiped state
+   * dir or Redis, and adds every computed result of the history that the local results ref lacks, so the
+   * ref can be shared. Returns the index and how many results were added to the ref.
+   */
+  async reindex(head: string): Promise<{ index: ResultIndex; added: number }> {
     const records = await this.scan(head);
     await writeJsonAtomic(this.cacheFile, { version: 1, head, records } satisfies IndexCache);
-    return buildIndex(records, Object.values(await this.failures()));
+    await writeJsonAtomic(this.sharedCacheFile, { version: 1, commits: {} } satisfies SharedCache);
+    const tip = await this.ds.repo.resolve(RESULTS_REF);
+    const inRef = new Set(tip ? (await readSharedRecords(this.ds, tip)).map((r) => r.key) : []);
+    const missing = [...new Map(records.filter((r) => r.kind === 'computed' && !inRef.has(r.key)).map((r) => [r.key, r])).values()];
+    await addSharedResults(this.ds, await this.sharedForm(missing));
+    return { index: await this.load(head), added: missing.length };
+  }
+
+  /** Computed records as the results ref stores them, with their outputs read from their run commits. */
+  async sharedForm(records: readonly ResultRecord[]): Promise<SharedResult[]> {
+    const outputs = await resultOutputs(this.ds, records);
+    return records.map((r) => ({
+      record: { version: 1, key: r.key, pipeline: r.pipeline, datum: r.datum, run_commit: r.runCommit, transform_key: r.transformKey ?? '', transform: r.transform, inputs: r.inputs ?? [], resources: r.resources },
+      outputs: outputs.get(r)!.entries,
+      outputDir: outputs.get(r)!.dir,
+    }));
+  }
+
+  private async sharedRecords(): Promise<ResultRecord[]> {
+    const refs = await resultRefs(this.ds);
+    if (!refs.length) return [];
+    const cache = (await readJson<SharedCache>(this.sharedCacheFile)) ?? { version: 1, commits: {} };
+    const commits: Record<string, ResultRecord[]> = {};
+    for (const { commit } of refs) commits[commit] = cache.commits[commit] ?? (await readSharedRecords(this.ds, commit));
+    if (Object.keys(commits).some((c) => !cache.commits[c]) || Object.keys(cache.commits).length !== refs.length) {
+      await writeJsonAtomic(this.sharedCacheFile, { version: 1, commits } satisfies SharedCache);
+    }
+    const seen = new Set<string>();
+    return Object.values(commits)
+      .flat()
+      .filter((r) => !seen.has(r.key) && seen.add(r.key));
   }
 
   private async records(head: string): Promise<ResultRecord[]> {
@@ -103,4 +159,43 @@ export class ResultStore {
     this.failureWrites = next.catch(() => undefined);
     return next;
   }
+}
+
+/** The output files of results, read in one `ls-tree` per commit. */
+export async function resultOutputs(ds: Dataset, records: readonly ResultRecord[]): Promise<Map<ResultRecord, { entries: LsTreeEntry[]; dir: string }>> {
+  const where = (r: ResultRecord) => r.outputsAt ?? { commit: r.commit, dir: outputDir(r.pipeline, r.datum) };
+  const byCommit = new Map<string, ResultRecord[]>();
+  for (const r of records) byCommit.set(where(r).commit, [...(byCommit.get(where(r).commit) ?? []), r]);
+  const out = new Map<ResultRecord, { entries: LsTreeEntry[]; dir: string }>();
+  for (const [commit, rs] of byCommit) {
+    const dirs = [...new Set(rs.map((r) => where(r).dir))];
+    const entries = await ds.repo.lsTree(commit, dirs.length > 1000 ? undefined : dirs);
+    for (const r of rs) out.set(r, { entries: datumOutputs(entries, r.pipeline, where(r).dir), dir: where(r).dir });
+  }
+  return out;
+}
+
+/**
+ * Of the results a plan would link, those whose annexed content no repository has (by git-annex's location
+ * log: this clone or any remote, dead ones excluded): datum key -> why. Linking them would put dangling
+ * keys on the branch, so they are computed again instead.
+ */
+export async function unavailableResults(ds: Dataset, sources: readonly ResultRecord[]): Promise<Map<string, string>> {
+  const unique = [...new Map(sources.map((s) => [s.key, s])).values()];
+  if (!unique.length) return new Map();
+  const outputs = await resultOutputs(ds, unique);
+  const links = [...outputs.values()].flatMap((o) => o.entries.filter((e) => e.mode === MODE_SYMLINK));
+  const targets = await ds.repo.readBlobs(links.map((e) => e.oid));
+  const annexKeys = new Map<ResultRecord, string[]>();
+  for (const r of unique) {
+    const keys = outputs.get(r)!.entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => annexKeyFromLinkTarget(targets.get(e.oid)?.toString('utf8') ?? ''));
+    annexKeys.set(r, keys.filter((k): k is string => k !== undefined));
+  }
+  const copies = await whereis(ds, [...new Set([...annexKeys.values()].flat())]);
+  const out = new Map<string, string>();
+  for (const [r, keys] of annexKeys) {
+    const lost = keys.filter((k) => !copies.get(k));
+    if (lost.length) out.set(r.key, `its content (${lost[0]}${lost.length > 1 ? ` and ${lost.length - 1} more` : ''}) is available from no repository`);
+  }
+  return out;
 }

@@ -7,11 +7,13 @@ import { BranchMovedError, SpecError } from './errors.js';
 import { syncBranch } from './branch.js';
 import { Committer, type ComputedResult, type LinkRequest } from './committer.js';
 import { planDataset, type Action, type DatumPlan, type Plan } from './core/plan.js';
-import type { ResultRecord } from './core/results.js';
+import type { ResultIndex, ResultRecord } from './core/results.js';
 import type { Dataset } from './dataset.js';
 import { runCompute, writeLog, type ComputeOutcome } from './executor.js';
 import type { PipelineSpec } from './core/spec.js';
-import { ResultStore } from './result-store.js';
+import type { TransformIdentity } from './core/identity.js';
+import { ResultStore, unavailableResults } from './result-store.js';
+import { fetchAllSharedResults } from './results-ref.js';
 import { SnapshotReader } from './snapshot.js';
 
 export interface PlanAtHead {
@@ -19,12 +21,21 @@ export interface PlanAtHead {
   readonly head: string;
 }
 
-/** Reads the branch head, its specs and the result index, and plans. No side effects beyond caches. */
-export async function planAtHead(ds: Dataset, reader = new SnapshotReader(ds.repo), store = new ResultStore(ds)): Promise<PlanAtHead> {
+/**
+ * Reads the branch head, its specs and the result index, and plans. No side effects beyond caches. When
+ * the plan would link results whose content no repository has, it plans again with those results marked
+ * unavailable, so they are computed instead (the plan itself stays a pure function of what it is given).
+ */
+export async function planAtHead(ds: Dataset, reader = new SnapshotReader(ds.repo), store = new ResultStore(ds)): Promise<PlanAtHead & { index: ResultIndex }> {
   const head = (await ds.repo.resolve(ds.ref))!;
   const snapshot = await reader.read(head);
   const [specs, index] = await Promise.all([reader.readSpecs(snapshot), store.load(head)]);
-  return { plan: planDataset({ snapshot, specs, index }), head };
+  const plan = planDataset({ snapshot, specs, index });
+  const sources = plan.pipelines.flatMap((p) => p.datums).flatMap((d) => (d.action === 'link' && d.source && !('pending' in d.source) ? [d.source] : []));
+  const unavailable = await unavailableResults(ds, sources);
+  if (!unavailable.size) return { plan, head, index };
+  const checked = await store.load(head, unavailable);
+  return { plan: planDataset({ snapshot, specs, index: checked }), head, index: checked };
 }
 
 export type DatumStatus = 'ok' | 'failed';
@@ -58,7 +69,7 @@ export interface ScheduleReport {
 export interface ComputeRequest {
   readonly plan: DatumPlan;
   readonly spec: PipelineSpec;
-  readonly transformKey: string;
+  readonly transform: TransformIdentity;
   /** The commit the plan was made at: the job's inputs and code are read there. */
   readonly baseCommit: string;
 }
@@ -93,6 +104,8 @@ export interface ScheduleOptions {
   readonly jobs?: number;
   /** Where compute jobs run. @defaultValue a LocalRunner of `jobs` width */
   readonly runner?: ComputeRunner;
+  /** Fetch the results refs of the dataset's git remotes first (when it has no `remote` of its own). @defaultValue true */
+  readonly fetchShared?: boolean;
   /** Called as compute jobs start and finish. */
   readonly onProgress?: (event: { done: number; total: number; datum: string }) => void;
 }
@@ -117,6 +130,8 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
   const fresh = new Map<string, FreshResult>();
   let moves = 0;
   let last: PlanAtHead;
+  // A clone with a `remote` fetches the results ref with the branch (syncBranch); a plain clone from all remotes.
+  if (!ds.remote && opts.fetchShared !== false) warnings.push(...(await fetchAllSharedResults(ds)));
 
   for (;;) {
     const syncWarning = await syncBranch(ds);
@@ -124,7 +139,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     last = await planAtHead(ds, reader, store);
     const { plan, head } = last;
     const ready = plan.pipelines.filter((p) => p.status === 'ready');
-    const all = ready.flatMap((p) => p.datums.map((d) => ({ d, transformKey: p.transform!.key, spec: p.spec! })));
+    const all = ready.flatMap((p) => p.datums.map((d) => ({ d, transform: p.transform!, spec: p.spec! })));
     const sourceKey = (d: DatumPlan) => (d.source && 'pending' in d.source ? d.source.pending.key : d.key);
     const computes = all.filter(({ d }) => d.action === 'compute' && !failedKeys.has(d.key));
     const links = all.filter(({ d }) => d.action === 'link' && !failedKeys.has(sourceKey(d)));
@@ -146,6 +161,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
       for (const c of computed) fresh.delete(freshId(c.plan));
       await runner.integrated?.(computed.map((c) => c.plan.key));
       if (integrated.worktreeWarning) warnings.push(integrated.worktreeWarning);
+      if (integrated.shareWarning) warnings.push(integrated.shareWarning);
       await store.clearFailures(computed.map((c) => c.plan.key));
       for (const c of computed) outcomes.set(id(c.plan), { ...outcomes.get(id(c.plan))!, commit: integrated.commits.get(id(c.plan)) });
       for (const l of links) outcomes.set(id(l.plan), { pipeline: l.plan.pipeline, name: l.plan.name, key: l.plan.key, action: 'link', status: 'ok', reason: l.plan.reason, commit: integrated.commits.get(id(l.plan)) });
@@ -159,13 +175,13 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     let done = 0;
     if (toRun.length) opts.onProgress?.({ done, total: toRun.length, datum: '' });
     await runner.run(
-      toRun.map(({ d, spec, transformKey }) => ({ plan: d, spec, transformKey, baseCommit: head })),
-      async ({ plan: d, transformKey }, outcome) => {
+      toRun.map(({ d, spec, transform }) => ({ plan: d, spec, transform, baseCommit: head })),
+      async ({ plan: d, transform }, outcome) => {
         const log = await writeLog(ds, d.pipeline, d.name, outcome.log);
         done++;
         opts.onProgress?.({ done, total: toRun.length, datum: `${d.pipeline}/${d.name || '.'}` });
         if (outcome.ok) {
-          fresh.set(freshId(d), { transformKey, commit: outcome.commit, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources });
+          fresh.set(freshId(d), { transform, commit: outcome.commit, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources });
           outcomes.set(id(d), { pipeline: d.pipeline, name: d.name, key: d.key, action: 'compute', status: 'ok', reason: d.reason, log });
         } else {
           failedKeys.add(d.key);
@@ -182,7 +198,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
       },
     );
     const linkRequests: LinkRequest[] = [];
-    for (const { d, transformKey } of links) {
+    for (const { d, transform } of links) {
       const src = d.source!;
       if ('pending' in src) {
         if (failedKeys.has(src.pending.key)) {
@@ -190,7 +206,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
         }
         continue;
       }
-      linkRequests.push({ plan: d, transformKey, source: src as ResultRecord });
+      linkRequests.push({ plan: d, transform, source: src as ResultRecord });
     }
     const computed = freshOfRound();
     if (!computed.length && !linkRequests.length && !removals.length) continue;

@@ -17,8 +17,13 @@ export interface CodeFile {
   readonly key: string;
 }
 
+/** A transform as it was run: what its key is a hash of, recorded with every result for `explain`. */
 export interface TransformIdentity {
   readonly key: string;
+  readonly cmd: readonly string[];
+  readonly stdin: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly image: string | null;
   readonly code: readonly CodeFile[];
 }
 
@@ -41,7 +46,7 @@ export function transformIdentity(spec: PipelineSpec, snapshot: TreeSnapshot): T
     'Transform',
     { cmd: [...t.cmd], stdin: [...t.stdin], env: { ...t.env }, image: t.image, code: code.map((c) => [c.path, c.key]) },
   ]);
-  return { key, code };
+  return { key, cmd: t.cmd, stdin: t.stdin, env: t.env, image: t.image, code };
 }
 
 /** Per input: name and (relative path, content key) of every file. This is what a result records as its inputs. */

@@ -169,7 +169,8 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
       continue;
     }
     const result = index.byKey.get(key);
-    if (result) {
+    const unavailable = index.unavailable.get(key);
+    if (result && !unavailable) {
       const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${result.pipeline}/${result.datum || '.'}`;
       plans.push({ ...base, action: 'link', reason: `same key as ${from} (${result.runCommit.slice(0, 10)})`, source: result });
       continue;
@@ -179,7 +180,8 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
       plans.push({ ...base, action: 'link', reason: `same key as ${pending.pipeline}/${pending.name || '.'}, computed in this run`, source: { pending } });
       continue;
     }
-    const plan: DatumPlan = { ...base, action: 'compute', reason: computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key) };
+    const reason = unavailable ? `a result for this key exists (${result!.pipeline}/${result!.datum || '.'}), but ${unavailable}` : computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key);
+    const plan: DatumPlan = { ...base, action: 'compute', reason };
     ctx.pendingByKey.set(key, plan);
     plans.push(plan);
   }

@@ -6,8 +6,10 @@
  * JSON carries an extra `minipach` object; datalad ignores keys it does not know.
  * Links and removals are batched into one commit with a `[minipach]` title and a JSON block.
  */
-import type { InputFingerprint } from './identity.js';
-import type { ResourceUsage, ResultRecord } from './results.js';
+import type { InputFingerprint, TransformIdentity } from './identity.js';
+import type { ResourceUsage, ResultRecord, TransformFields } from './results.js';
+
+export type { TransformFields };
 
 export const RUN_TITLE_PREFIX = '[DATALAD RUNCMD] minipach ';
 export const BATCH_TITLE_PREFIX = '[minipach] ';
@@ -35,10 +37,16 @@ export interface MinipachRunFields {
   readonly datum: string;
   readonly key: string;
   readonly transform_key: string;
+  /** What transform_key is a hash of (records written before this field existed lack it). */
+  readonly transform?: TransformFields;
   readonly inputs: readonly InputFingerprint[];
   readonly resources?: ResourceUsage;
   readonly join_key?: string;
   readonly group_key?: string;
+}
+
+export function transformFields(t: TransformIdentity): TransformFields {
+  return { cmd: t.cmd, stdin: t.stdin, env: t.env, image: t.image, code: t.code.map((c) => [c.path, c.key] as const) };
 }
 
 export function parseDataladRecord(message: string): DataladRunRecord | undefined {
@@ -95,7 +103,7 @@ export function parseRecords(commit: string, message: string): ResultRecord[] {
     const f = rec?.['minipach'] as MinipachRunFields | undefined;
     if (!f || f.version !== 1) return [];
     return [
-      { key: f.key, pipeline: f.pipeline, datum: f.datum, kind: 'computed', commit, runCommit: commit, transformKey: f.transform_key, inputs: f.inputs, resources: f.resources },
+      { key: f.key, pipeline: f.pipeline, datum: f.datum, kind: 'computed', commit, runCommit: commit, transformKey: f.transform_key, transform: f.transform, inputs: f.inputs, resources: f.resources },
     ];
   }
   if (message.startsWith(BATCH_TITLE_PREFIX)) {

@@ -5,12 +5,24 @@
 import type { InputFingerprint } from './identity.js';
 
 export interface ResourceUsage {
-  /** Seconds. */
+  /** Seconds the whole job took: scratch checkout, `datalad run` and hand-in. What a forecast predicts. */
   readonly wall: number;
-  /** User + system CPU seconds of the whole process tree. */
+  /** Seconds the transform's command itself ran (absent where it could not be measured, see resources.ts). */
+  readonly commandWall?: number;
+  /** User + system CPU seconds of the command's whole process tree. */
   readonly cpu?: number;
-  /** Peak resident set size in KiB. */
+  /** Peak resident set size of the command's whole process tree, KiB. */
   readonly maxRssKiB?: number;
+}
+
+/** A transform as recorded with its result: what its key is a hash of. */
+export interface TransformFields {
+  readonly cmd: readonly string[];
+  readonly stdin: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly image: string | null;
+  /** [path, content key] of every `code` file. */
+  readonly code: readonly (readonly [string, string])[];
 }
 
 export interface ResultRecord {
@@ -26,8 +38,13 @@ export interface ResultRecord {
   /** For linked results: the datum whose result was reused. */
   readonly source?: { readonly pipeline: string; readonly datum: string };
   readonly transformKey?: string;
+  readonly transform?: TransformFields;
   readonly inputs?: readonly InputFingerprint[];
   readonly resources?: ResourceUsage;
+  /** Where the output files can be read, when not at `commit:pipeline/datum` (a shared result). */
+  readonly outputsAt?: { readonly commit: string; readonly dir: string };
+  /** Known from a results ref (results-ref.ts), not from this branch's history. */
+  readonly shared?: boolean;
 }
 
 export interface FailureRecord {
@@ -50,9 +67,14 @@ export interface ResultIndex {
   readonly all: readonly ResultRecord[];
   /** Datum key -> its last failure, when it has no result. */
   readonly failures: ReadonlyMap<string, FailureRecord>;
+  /**
+   * Datum key -> why its result cannot be reused: its content is retrievable from nowhere. The plan computes
+   * such a datum again instead of linking a dangling key.
+   */
+  readonly unavailable: ReadonlyMap<string, string>;
 }
 
-export function buildIndex(records: readonly ResultRecord[], failures: readonly FailureRecord[] = []): ResultIndex {
+export function buildIndex(records: readonly ResultRecord[], failures: readonly FailureRecord[] = [], unavailable: ReadonlyMap<string, string> = new Map()): ResultIndex {
   const byKey = new Map<string, ResultRecord>();
   for (const r of records) {
     const prev = byKey.get(r.key);
@@ -60,7 +82,7 @@ export function buildIndex(records: readonly ResultRecord[], failures: readonly 
   }
   const f = new Map<string, FailureRecord>();
   for (const x of failures) if (!byKey.has(x.key)) f.set(x.key, x);
-  return { byKey, all: records, failures: f };
+  return { byKey, all: records, failures: f, unavailable };
 }
 
 export const EMPTY_INDEX: ResultIndex = buildIndex([]);

@@ -1,0 +1,212 @@
+/**
+ * The shared result index: `refs/minipach/results`, a ref that travels with the dataset's git remote, so a
+ * second clone (or a clone on another branch) reuses what a colleague already computed.
+ *
+ * Each commit's tree holds one directory per datum key, `<key[0:2]>/<key>/`, with `record.json` (the
+ * result's record) and `out/` (its output files: annex symlinks and git blobs, exactly as committed). Keeping
+ * the outputs' tree in the ref means fetching it brings everything needed to link the result (the annex
+ * symlinks name the keys; git-annex brings the content from wherever it is). The run commits are parents of
+ * the commit that adds them, so `explain` and `datalad rerun` of a reused result work on the fetching clone.
+ * Per-key directories make two clones' refs merge as a plain union (a key is a pure function of inputs and
+ * transform: two results for one key are interchangeable, and the first one kept wins).
+ *
+ * Remote copies are fetched to `refs/minipach/remotes/<remote>/results`; the index reads them all.
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { MinipachError } from './errors.js';
+import type { IndexChange, LsTreeEntry } from './adapters/git.js';
+import { run, runUnchecked } from './adapters/process.js';
+import type { InputFingerprint } from './core/identity.js';
+import type { ResourceUsage, ResultRecord, TransformFields } from './core/results.js';
+import type { Dataset } from './dataset.js';
+
+export const RESULTS_REF = 'refs/minipach/results';
+const REMOTE_RESULTS_PREFIX = 'refs/minipach/remotes/';
+
+/** What `record.json` holds. */
+export interface SharedRecord {
+  readonly version: 1;
+  readonly key: string;
+  readonly pipeline: string;
+  readonly datum: string;
+  readonly run_commit: string;
+  readonly transform_key: string;
+  readonly transform?: TransformFields;
+  readonly inputs: readonly InputFingerprint[];
+  readonly resources?: ResourceUsage;
+}
+
+export interface SharedResult {
+  readonly record: SharedRecord;
+  /** The datum's output files in the run commit, and the directory they are in. */
+  readonly outputs: readonly LsTreeEntry[];
+  readonly outputDir: string;
+}
+
+const keyDir = (key: string) => `${key.slice(0, 2)}/${key}`;
+
+async function git(ds: Dataset, args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
+  return runUnchecked(['git', ...args], { cwd: ds.dir, ...opts });
+}
+
+/** Every results ref this clone has: its own and the remotes' copies. */
+export async function resultRefs(ds: Dataset): Promise<{ ref: string; commit: string }[]> {
+  const out = (await git(ds, ['for-each-ref', '--format=%(refname) %(objectname)', RESULTS_REF, REMOTE_RESULTS_PREFIX])).stdout;
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ') as [string, string])
+    .filter(([ref]) => ref === RESULTS_REF || ref.endsWith('/results'))
+    .map(([ref, commit]) => ({ ref, commit }));
+}
+
+/** The datum keys a results commit holds. */
+async function keysIn(ds: Dataset, commit: string | undefined): Promise<Set<string>> {
+  if (!commit) return new Set();
+  const out = (await git(ds, ['ls-tree', '-d', '-r', '--name-only', commit])).stdout;
+  return new Set(out.split('\n').filter((p) => /^[0-9a-f]{2}\/[0-9a-f]+$/.test(p)).map((p) => p.slice(3)));
+}
+
+/** Reads every record of a results commit, as index records whose outputs are read from that commit. */
+export async function readSharedRecords(ds: Dataset, commit: string): Promise<ResultRecord[]> {
+  const entries = await ds.repo.lsTree(commit);
+  const recordEntries = entries.filter((e) => e.path.endsWith('/record.json') && e.path.split('/').length === 3);
+  const blobs = await ds.repo.readBlobs(recordEntries.map((e) => e.oid));
+  const out: ResultRecord[] = [];
+  for (const e of recordEntries) {
+    let r: SharedRecord;
+    try {
+      r = JSON.parse(blobs.get(e.oid)?.toString('utf8') ?? '') as SharedRecord;
+    } catch {
+      continue; // a record this version cannot read is skipped, never guessed
+    }
+    if (r.version !== 1) continue;
+    out.push({
+      key: r.key,
+      pipeline: r.pipeline,
+      datum: r.datum,
+      kind: 'computed',
+      commit: r.run_commit,
+      runCommit: r.run_commit,
+      transformKey: r.transform_key,
+      transform: r.transform,
+      inputs: r.inputs,
+      resources: r.resources,
+      outputsAt: { commit, dir: `${keyDir(r.key)}/out` },
+      shared: true,
+    });
+  }
+  return out;
+}
+
+/**
+ * Adds results to the local results ref (keys it already holds are left as they are). Several processes
+ * may share a clone, so the ref moves with a compare-and-swap, rebuilt on the new tip when it lost.
+ */
+export async function addSharedResults(ds: Dataset, results: readonly SharedResult[]): Promise<void> {
+  if (!results.length) return;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const tip = await ds.repo.resolve(RESULTS_REF);
+    const have = await keysIn(ds, tip);
+    const fresh = [...new Map(results.filter((r) => !have.has(r.record.key)).map((r) => [r.record.key, r])).values()];
+    if (!fresh.length) return;
+    const changes: IndexChange[] = [];
+    for (const r of fresh) {
+      const dir = keyDir(r.record.key);
+      changes.push({ path: `${dir}/record.json`, mode: '100644', oid: await ds.repo.writeBlob(JSON.stringify(r.record, null, 1) + '\n') });
+      for (const e of r.outputs) {
+        const rel = e.path === r.outputDir ? path.posix.basename(e.path) : e.path.slice(r.outputDir.length + 1);
+        changes.push({ path: `${dir}/out/${rel}`, mode: e.mode, oid: e.oid });
+      }
+    }
+    const parents = [...(tip ? [tip] : []), ...new Set(fresh.map((r) => r.record.run_commit))];
+    const message = `minipach results: ${fresh.length} result${fresh.length === 1 ? '' : 's'}\n\n${fresh.map((r) => `  ${r.record.pipeline}/${r.record.datum || '.'} ${r.record.key.slice(0, 12)}`).join('\n')}\n`;
+    const commit = await writeCommit(ds, tip, changes, parents, message);
+    const moved = await git(ds, ['update-ref', '-m', 'minipach: results', RESULTS_REF, commit, tip ?? '0'.repeat(40)]);
+    if (moved.exitCode === 0) return;
+  }
+  throw new MinipachError(`could not update ${RESULTS_REF} in ${ds.dir}: it kept moving under concurrent writers`);
+}
+
+async function writeCommit(ds: Dataset, base: string | undefined, changes: readonly IndexChange[], parents: readonly string[], message: string): Promise<string> {
+  const indexFile = path.join(ds.stateDir, `results-index-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const env = { GIT_INDEX_FILE: indexFile };
+  try {
+    await run(['git', 'read-tree', ...(base ? [base] : ['--empty'])], { cwd: ds.dir, env });
+    const info = changes.map((c) => `${c.mode} ${c.oid}\t${c.path}\0`).join('');
+    if (info) await run(['git', 'update-index', '-z', '--index-info'], { cwd: ds.dir, env, input: info });
+    const tree = (await run(['git', 'write-tree'], { cwd: ds.dir, env })).trim();
+    return (await run(['git', 'commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-F', '-'], { cwd: ds.dir, input: message })).trim();
+  } finally {
+    await rm(indexFile, { force: true });
+  }
+}
+
+/** Fetches the remote's results ref into its remote-tracking copy; the glob makes a remote without one fine. */
+export const remoteResultsRefspec = (remote: string) => `+${RESULTS_REF}*:${REMOTE_RESULTS_PREFIX}${remote}/results*`;
+
+/** Fetches a remote's results ref (a remote without one is fine). Returns an error message, or undefined. */
+export async function fetchSharedResults(ds: Dataset, remote: string): Promise<string | undefined> {
+  const r = await git(ds, ['fetch', '-q', '--no-tags', remote, remoteResultsRefspec(remote)]);
+  return r.exitCode === 0 ? undefined : `could not fetch ${RESULTS_REF} from ${remote}: ${r.stderr.trim().split('\n').slice(-1)[0]}`;
+}
+
+/** The git remotes of a clone that have a URL (annex special remotes have none). */
+export async function gitRemotes(ds: Dataset): Promise<string[]> {
+  const out = (await git(ds, ['config', '--get-regexp', '^remote\\..*\\.url$'])).stdout;
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.slice('remote.'.length, l.indexOf('.url ')));
+}
+
+/** Fetches the results refs of every git remote of the clone; returns what could not be fetched. */
+export async function fetchAllSharedResults(ds: Dataset): Promise<string[]> {
+  const problems = await Promise.all((await gitRemotes(ds)).map((r) => fetchSharedResults(ds, r)));
+  return problems.filter((p): p is string => p !== undefined);
+}
+
+/**
+ * Merges the remote's copy into the local ref and pushes it (never forced: if somebody pushed meanwhile,
+ * fetch, merge and try again). Returns an error message, or undefined.
+ */
+export async function pushSharedResults(ds: Dataset, remote: string): Promise<string | undefined> {
+  let last = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const fetchProblem = await fetchSharedResults(ds, remote);
+    if (fetchProblem) return fetchProblem;
+    await mergeSharedResults(ds, `${REMOTE_RESULTS_PREFIX}${remote}/results`);
+    const tip = await ds.repo.resolve(RESULTS_REF);
+    if (!tip) return undefined;
+    const r = await git(ds, ['push', '-q', '--porcelain', remote, `${tip}:${RESULTS_REF}`]);
+    if (r.exitCode === 0) {
+      await git(ds, ['update-ref', `${REMOTE_RESULTS_PREFIX}${remote}/results`, tip]);
+      return undefined;
+    }
+    last = (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? '';
+  }
+  return `could not push ${RESULTS_REF} to ${remote}: ${last}`;
+}
+
+/** Makes the local results ref hold the union of itself and `other` (a merge commit; nothing when one contains the other). */
+export async function mergeSharedResults(ds: Dataset, other: string): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const theirs = await ds.repo.resolve(other);
+    const ours = await ds.repo.resolve(RESULTS_REF);
+    if (!theirs || theirs === ours) return;
+    let next: string;
+    if (!ours || (await git(ds, ['merge-base', '--is-ancestor', ours, theirs])).exitCode === 0) next = theirs;
+    else if ((await git(ds, ['merge-base', '--is-ancestor', theirs, ours])).exitCode === 0) return;
+    else {
+      const have = await keysIn(ds, ours);
+      const add = (await ds.repo.lsTree(theirs)).filter((e) => {
+        const [, key] = e.path.split('/');
+        return key !== undefined && !have.has(key);
+      });
+      next = await writeCommit(ds, ours, add.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })), [ours, theirs], `minipach results: merge ${other}\n`);
+    }
+    if ((await git(ds, ['update-ref', '-m', `minipach: merge ${other}`, RESULTS_REF, next, ours ?? '0'.repeat(40)])).exitCode === 0) return;
+  }
+  throw new MinipachError(`could not merge ${other} into ${RESULTS_REF} in ${ds.dir}: it kept moving`);
+}
