@@ -18,6 +18,11 @@ import { openDataset, type Dataset } from './dataset.js';
 import { installHooks, uninstallHooks } from './hooks.js';
 import { planAtHead, schedule, type ScheduleReport } from './scheduler.js';
 import { ResultStore } from './result-store.js';
+import { fetchAllSharedResults, gitRemotes, pushSharedResults, RESULTS_REF } from './results-ref.js';
+import { explain } from './explain.js';
+import { toProv, type Explanation } from './core/provenance.js';
+import { attributeCost, forecastPlan, type CostReport, type Forecast } from './core/cost.js';
+import { runUnchecked } from './adapters/process.js';
 import { SnapshotReader } from './snapshot.js';
 
 const out = (s: string): void => void process.stdout.write(s + '\n');
@@ -61,6 +66,80 @@ function printPlan(plan: Plan): void {
   out(`\n${['compute', 'link', 'skip', 'remove', 'blocked'].map((a) => `${counts[a] ?? 0} ${a}`).join(', ')}`);
 }
 
+const seconds = (s: number) => (s < 90 ? `${s.toFixed(1)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+const money = (x: number) => x.toFixed(x < 1 ? 4 : 2);
+
+function printForecast(f: Forecast): void {
+  if (!f.pipelines.length) return;
+  out('\nforecast (median job time per datum from recorded results):');
+  for (const p of f.pipelines) {
+    const n = `${p.compute} to compute${p.waiting ? ` + ${p.waiting} waiting for upstream` : ''}`;
+    if (p.basis === 'no history') {
+      out(`  ${p.pipeline.padEnd(20)} ${n}: no history (never computed here), no forecast`);
+      continue;
+    }
+    const basis = p.basis === 'previous transform' ? `the PREVIOUS transform's ${p.samples} results (the transform changed since)` : `${p.samples} result${p.samples === 1 ? '' : 's'}`;
+    out(
+      `  ${p.pipeline.padEnd(20)} ${n}: ~${seconds(p.medianWall!)} each -> ${seconds(p.wall!)}` +
+        `${p.cpuHours !== undefined ? `, ${p.cpuHours.toFixed(4)} CPU-h` : ''}${p.price !== undefined ? `, cost ${money(p.price)}` : ''} (from ${basis})`,
+    );
+  }
+  out(`  total: ~${seconds(f.wall)} of job time one at a time, ${f.cpuHours.toFixed(4)} CPU-h${f.price !== undefined ? `, cost ${money(f.price)}` : ''}${f.unknown.length ? ` (not counting ${f.unknown.join(', ')}: no history)` : ''}`);
+}
+
+function printCost(title: string, r: CostReport): void {
+  out(title);
+  for (const d of r.datums) {
+    const what = d.kind === 'computed' ? `${seconds(d.wall)} job, ${d.cpu.toFixed(2)} s CPU${d.maxRssKiB !== undefined ? `, peak ${(d.maxRssKiB / 1024).toFixed(1)} MiB` : ''}` : d.kind === 'linked' ? `linked: reuses ${d.reuses}, no cost of its own` : 'no record (edited by hand?)';
+    out(`  ${label(d.pipeline, d.datum).padEnd(32)} ${what}`);
+  }
+  out(`${r.computed} computed, ${r.linked} linked: ${seconds(r.wall)} of job time, ${r.cpuHours.toFixed(4)} CPU-h${r.price !== undefined ? `, cost ${money(r.price)}` : ''}`);
+}
+
+function printExplanation(x: Explanation): void {
+  out(`${x.path}  ${x.file.key}  (at ${x.commit.slice(0, 12)})`);
+  if (!x.file.made_by) {
+    out(`  not a minipach output: raw data, last changed in commit ${x.file.added_in ?? '(unknown)'}`);
+    return;
+  }
+  const byId = new Map(x.datums.map((d) => [d.id, d]));
+  const shown = new Set<string>();
+  const show = (id: string, indent: string) => {
+    const d = byId.get(id)!;
+    out(`${indent}made by ${label(d.pipeline, d.datum)} (${d.kind}), datum key ${d.key}`);
+    const i = indent + '  ';
+    if (shown.has(id)) {
+      out(`${i}(explained above)`);
+      return;
+    }
+    shown.add(id);
+    if (d.linked_from) out(`${i}linked: reuses the result of ${label(d.linked_from.pipeline, d.linked_from.datum)} from run commit ${d.linked_from.run_commit}; placed by ${d.commit}`);
+    out(`${i}run commit ${d.run_commit}`);
+    out(`${i}reproduce: ${d.rerun}`);
+    if (d.transform) {
+      const t = d.transform;
+      out(`${i}transform ${t.key}`);
+      if (t.cmd) out(`${i}  cmd ${JSON.stringify(t.cmd)}${t.stdin?.length ? ` stdin ${JSON.stringify(t.stdin)}` : ''}`);
+      if (t.env && Object.keys(t.env).length) out(`${i}  env ${JSON.stringify(t.env)}`);
+      if (t.image) out(`${i}  image ${t.image}`);
+      for (const [p, k] of t.code ?? []) out(`${i}  code ${p}  ${k}`);
+    }
+    if (d.command) out(`${i}command: ${d.command.split('\n').join(`\n${i}  `)}`);
+    if (d.resources) {
+      const r = d.resources;
+      out(`${i}resources: ${r.wall.toFixed(2)} s job${r.commandWall !== undefined ? `, ${r.commandWall.toFixed(2)} s command` : ''}${r.cpu !== undefined ? `, ${r.cpu.toFixed(2)} s CPU` : ''}${r.maxRssKiB !== undefined ? `, peak RSS ${(r.maxRssKiB / 1024).toFixed(1)} MiB` : ''}${d.kind === 'linked' ? ' (of the reused run)' : ''}`);
+    }
+    out(`${i}inputs:`);
+    for (const inp of d.inputs) {
+      for (const f of inp.files) {
+        out(`${i}  ${inp.name}: ${f.path}  ${f.key}${f.made_by ? '' : `  (raw data, last changed in ${f.added_in?.slice(0, 12) ?? 'an unknown commit'})`}`);
+      }
+    }
+    for (const u of d.upstream) show(u, i + '  ');
+  };
+  show(x.file.made_by, '  ');
+}
+
 function printReport(r: ScheduleReport): void {
   for (const p of r.pipelines) {
     out(`${p.name} (${p.status})`);
@@ -85,16 +164,99 @@ export function buildProgram(): Command {
 
   program
     .command('plan')
-    .description('show what schedule would do, and why; changes nothing')
+    .description('show what schedule would do, and why, with a forecast of its cost; changes nothing on the branch')
     .argument('[dataset]', 'dataset directory', '.')
     .option('--branch <name>', 'branch to plan (default: the checked-out branch)')
+    .addOption(cpuHourCostOption())
+    .option('--no-fetch', "do not fetch the remotes' shared results first")
     .option('--json', 'print JSON')
-    .action(async (dir: string, o: { branch?: string; json?: boolean }) => {
+    .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
       const ds = await openDataset(dir, o.branch);
-      const { plan } = await planAtHead(ds);
-      if (o.json) out(JSON.stringify(planJson(plan), null, 2));
-      else printPlan(plan);
+      const warnings = o.fetch ? await fetchAllSharedResults(ds) : [];
+      const { plan, index } = await planAtHead(ds);
+      const forecast = forecastPlan(plan, index, await cpuHourCost(ds, o.cpuHourCost));
+      if (o.json) out(JSON.stringify({ ...planJson(plan), forecast, warnings }, null, 2));
+      else {
+        printPlan(plan);
+        printForecast(forecast);
+        for (const w of warnings) out(`warning: ${w}`);
+      }
       process.exitCode = plan.pipelines.some((p) => p.status === 'invalid') ? 2 : 0;
+    });
+
+  program
+    .command('explain')
+    .description('how exactly a file was made: datum, inputs and their keys, transform, run commit, resources, down to raw data (from git alone)')
+    .argument('<path>', 'a file of the dataset')
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--at <rev>', 'explain the file as of this commit or branch', 'HEAD')
+    .option('--json', 'print JSON')
+    .option('--prov', 'print a W3C PROV-JSON document')
+    .action(async (file: string, dir: string, o: { at: string; json?: boolean; prov?: boolean }) => {
+      const ds = await openDatasetAnyHead(dir);
+      const x = await explain(ds, datasetPath(ds, file), o.at);
+      if (o.prov) out(JSON.stringify(toProv(x), null, 2));
+      else if (o.json) out(JSON.stringify(x, null, 2));
+      else printExplanation(x);
+    });
+
+  program
+    .command('cost')
+    .description('what the current results of a pipeline, or of a file and everything upstream of it, cost to produce')
+    .argument('<target>', 'a pipeline name or a file path')
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--branch <name>', 'branch to read (default: the checked-out branch)')
+    .addOption(cpuHourCostOption())
+    .option('--json', 'print JSON')
+    .action(async (target: string, dir: string, o: { branch?: string; json?: boolean; cpuHourCost?: number }) => {
+      const ds = await openDataset(dir, o.branch);
+      const price = await cpuHourCost(ds, o.cpuHourCost);
+      const { plan, index } = await planAtHead(ds);
+      const pipeline = plan.pipelines.find((p) => p.name === target.replace(/\/+$/, ''));
+      let report: CostReport;
+      let title: string;
+      if (pipeline) {
+        report = attributeCost(pipeline.datums.filter((d) => d.action === 'skip'), index, price);
+        title = `pipeline ${pipeline.name}: its ${report.datums.length} current datum results`;
+      } else {
+        const x = await explain(ds, datasetPath(ds, target), ds.ref);
+        if (!x.file.made_by) throw new UsageError(`${target} is neither a pipeline nor a minipach output (it is raw data, last changed in ${x.file.added_in?.slice(0, 12) ?? 'an unknown commit'})`);
+        report = attributeCost(x.datums.map((d) => ({ pipeline: d.pipeline, name: d.datum, key: d.key })), index, price);
+        title = `${x.path}: the datum that made it and the ${x.datums.length - 1} upstream datum(s) it depends on`;
+      }
+      if (o.json) out(JSON.stringify({ target, ...report }, null, 2));
+      else printCost(title, report);
+    });
+
+  program
+    .command('reindex')
+    .description("rebuild the result index from git alone (the branch's history and the results refs), and add what the shared results ref lacks")
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--branch <name>', 'branch to read (default: the checked-out branch)')
+    .action(async (dir: string, o: { branch?: string }) => {
+      const ds = await openDataset(dir, o.branch);
+      const head = (await ds.repo.resolve(ds.ref))!;
+      const { index, added } = await new ResultStore(ds).reindex(head);
+      const computed = index.all.filter((r) => r.kind === 'computed').length;
+      out(`${index.byKey.size} datum keys with results (${computed} computed, ${index.all.length - computed} linked) from ${ds.branch} and ${RESULTS_REF}; ${added} added to ${RESULTS_REF}`);
+    });
+
+  program
+    .command('share')
+    .description(`fetch the remotes' shared results (${RESULTS_REF}), merge them with this clone's, and push the union back`)
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--remote <name>', 'only this remote (default: every git remote)')
+    .action(async (dir: string, o: { remote?: string }) => {
+      const ds = await openDatasetAnyHead(dir);
+      const remotes = o.remote ? [o.remote] : await gitRemotes(ds);
+      if (!remotes.length) throw new UsageError(`${ds.dir} has no git remote to share results with`);
+      let failed = 0;
+      for (const r of remotes) {
+        const problem = await pushSharedResults(ds, r);
+        if (problem) failed++;
+        out(problem ? `${r}: ${problem}` : `${r}: ${RESULTS_REF} shared`);
+      }
+      process.exitCode = failed ? 1 : 0;
     });
 
   program
@@ -392,6 +554,43 @@ export function buildProgram(): Command {
       }
     });
   return program;
+}
+
+function cpuHourCostOption(): Option {
+  return new Option('--cpu-hour-cost <amount>', 'price of one CPU-hour (default: git config minipach.cpuHourCost)').argParser((v) => parseAmount(v, '--cpu-hour-cost'));
+}
+
+function parseAmount(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${what} must be a number >= 0, got "${v}"`);
+  return n;
+}
+
+/** The price of a CPU-hour: the option, else the dataset's `git config minipach.cpuHourCost`, else none. */
+async function cpuHourCost(ds: Dataset, option: number | undefined): Promise<number | undefined> {
+  if (option !== undefined) return option;
+  const r = await runUnchecked(['git', 'config', '--get', 'minipach.cpuHourCost'], { cwd: ds.dir });
+  return r.exitCode === 0 && r.stdout.trim() ? parseAmount(r.stdout.trim(), 'git config minipach.cpuHourCost') : undefined;
+}
+
+/** A dataset for reading history: any checked-out branch will do, and a detached HEAD too. */
+async function openDatasetAnyHead(dir: string): Promise<Dataset> {
+  try {
+    return await openDataset(dir);
+  } catch (e) {
+    if (!(e instanceof UsageError) || !/detached HEAD/.test(e.message)) throw e;
+    const branch = (await runUnchecked(['git', 'for-each-ref', '--count=1', '--format=%(refname:short)', 'refs/heads/'], { cwd: dir })).stdout.trim();
+    return openDataset(dir, branch);
+  }
+}
+
+/** A path given on the command line, relative to the dataset root: as typed inside the dataset, or as a dataset path. */
+function datasetPath(ds: Dataset, p: string): string {
+  const abs = path.resolve(p);
+  const fromCwd = path.relative(ds.dir, abs);
+  const rel = !fromCwd.startsWith('..') && !path.isAbsolute(fromCwd) ? fromCwd : path.isAbsolute(p) ? undefined : path.normalize(p);
+  if (rel === undefined || rel.startsWith('..') || rel === '' || rel === '.') throw new UsageError(`${p} is not a path inside the dataset ${ds.dir}`);
+  return rel.split(path.sep).join('/');
 }
 
 function parseCount(v: string, flag: string): number {

@@ -14,7 +14,7 @@ import { datumOutputs, outputDir } from './core/identity.js';
 import { MODE_SYMLINK } from './core/tree.js';
 import type { LsTreeEntry } from './adapters/git.js';
 import type { Dataset } from './dataset.js';
-import { whereis } from './annex.js';
+import { reachableCopies } from './annex.js';
 import { addSharedResults, readSharedRecords, resultRefs, RESULTS_REF, type SharedResult } from './results-ref.js';
 
 interface IndexCache {
@@ -176,9 +176,9 @@ export async function resultOutputs(ds: Dataset, records: readonly ResultRecord[
 }
 
 /**
- * Of the results a plan would link, those whose annexed content no repository has (by git-annex's location
- * log: this clone or any remote, dead ones excluded): datum key -> why. Linking them would put dangling
- * keys on the branch, so they are computed again instead.
+ * Of the results a plan would link, those with annexed content that neither this clone nor any of its
+ * remotes has (see reachableCopies): datum key -> why. Linking them would put keys on the branch that
+ * nobody here can get, so they are computed again instead.
  */
 export async function unavailableResults(ds: Dataset, sources: readonly ResultRecord[]): Promise<Map<string, string>> {
   const unique = [...new Map(sources.map((s) => [s.key, s])).values()];
@@ -191,11 +191,11 @@ export async function unavailableResults(ds: Dataset, sources: readonly ResultRe
     const keys = outputs.get(r)!.entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => annexKeyFromLinkTarget(targets.get(e.oid)?.toString('utf8') ?? ''));
     annexKeys.set(r, keys.filter((k): k is string => k !== undefined));
   }
-  const copies = await whereis(ds, [...new Set([...annexKeys.values()].flat())]);
+  const copies = await reachableCopies(ds, [...new Set([...annexKeys.values()].flat())]);
   const out = new Map<string, string>();
   for (const [r, keys] of annexKeys) {
     const lost = keys.filter((k) => !copies.get(k));
-    if (lost.length) out.set(r.key, `its content (${lost[0]}${lost.length > 1 ? ` and ${lost.length - 1} more` : ''}) is available from no repository`);
+    if (lost.length) out.set(r.key, `its content (${lost[0]}${lost.length > 1 ? ` and ${lost.length - 1} more` : ''}) cannot be retrieved from this clone or any of its remotes`);
   }
   return out;
 }

@@ -1,0 +1,145 @@
+/**
+ * "How exactly was this file made?", answered from git alone (no state dir, no Redis), so it works on a
+ * plain clone and at any commit of history.
+ *
+ * A file is a minipach output when it lies in the output directory of a datum whose marker the pipeline's
+ * bookkeeping directory holds at that commit. The commit that last wrote the marker is the one that put the
+ * outputs there: a run commit (its message is the datalad run record with minipach's fields) or a batch
+ * commit listing links. Inputs are resolved at the parent of that commit, where the run read them, and an
+ * input that is itself an output is explained the same way, down to raw data. Each datum is explained once
+ * and referred to by id, so a summary over a thousand upstream datums stays a graph, not a thousand copies.
+ */
+import { UsageError } from './errors.js';
+import { runUnchecked } from './adapters/process.js';
+import { annexKeyFromLinkTarget } from './core/content-key.js';
+import { BOOKKEEPING_DIR, datumNameOfMarker, markerPath, outputDir } from './core/identity.js';
+import { parseDataladRecord, parseRecords } from './core/record.js';
+import type { ExplainedDatum, ExplainedFile, Explanation } from './core/provenance.js';
+import type { ResultRecord } from './core/results.js';
+import { isAtOrBelow, MODE_SYMLINK } from './core/tree.js';
+import type { Dataset } from './dataset.js';
+
+export async function explain(ds: Dataset, filePath: string, rev: string): Promise<Explanation> {
+  const commit = await ds.repo.resolve(rev);
+  if (!commit) throw new UsageError(`"${rev}" is not a commit of ${ds.dir}`);
+  const e = new Explainer(ds);
+  const entry = (await e.keysAt(commit, [filePath])).get(filePath);
+  if (entry === undefined) throw new UsageError(`${filePath} does not exist in commit ${commit.slice(0, 12)} (explain takes a file path relative to the dataset root)`);
+  const made = await e.datumAt(commit, filePath);
+  const file: ExplainedFile = made ? { path: filePath, key: entry, made_by: made } : { path: filePath, key: entry, added_in: (await e.lastChanges(commit, [filePath])).get(filePath) };
+  const datums = [...e.datums.values()].sort((a, b) => (a.id === made ? -1 : b.id === made ? 1 : 0));
+  return { path: filePath, commit, file, datums };
+}
+
+class Explainer {
+  readonly datums = new Map<string, ExplainedDatum>();
+  private readonly markers = new Map<string, Map<string, string>>();
+  private readonly inProgress = new Map<string, Promise<string>>();
+
+  constructor(private readonly ds: Dataset) {}
+
+  private git(args: string[]) {
+    return runUnchecked(['git', ...args], { cwd: this.ds.dir });
+  }
+
+  /** path -> content key (annex key or blob id) at `commit`, for files at or below `paths`. */
+  async keysAt(commit: string, paths: readonly string[]): Promise<Map<string, string>> {
+    const entries = await this.ds.repo.lsTree(commit, paths);
+    const links = await this.ds.repo.readBlobs(entries.filter((x) => x.mode === MODE_SYMLINK).map((x) => x.oid));
+    return new Map(entries.map((x) => [x.path, (x.mode === MODE_SYMLINK && annexKeyFromLinkTarget(links.get(x.oid)?.toString('utf8') ?? '')) || x.oid]));
+  }
+
+  /** The last commit (from `commit` back) that changed each path, in one history walk per batch. */
+  async lastChanges(commit: string, paths: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (let i = 0; i < paths.length; i += 200) {
+      const batch = paths.slice(i, i + 200);
+      const out = (await this.git(['log', '--format=%x1e%H', '--name-only', '--no-renames', commit, '--', ...batch])).stdout;
+      for (const rec of out.split('\x1e')) {
+        const [sha, ...files] = rec.split('\n').filter(Boolean);
+        for (const f of files) if (sha && !found.has(f)) found.set(f, sha);
+        if (batch.every((p) => found.has(p))) break;
+      }
+    }
+    return found;
+  }
+
+  /** Datum name -> output dir of a pipeline's markers at `commit`. */
+  private async markersAt(commit: string, pipeline: string): Promise<Map<string, string>> {
+    const id = `${commit}:${pipeline}`;
+    let m = this.markers.get(id);
+    if (!m) {
+      m = new Map();
+      for (const e of await this.ds.repo.lsTree(commit, [`${pipeline}/${BOOKKEEPING_DIR}`])) {
+        const name = datumNameOfMarker(pipeline, e.path);
+        if (name !== undefined) m.set(name, outputDir(pipeline, name));
+      }
+      this.markers.set(id, m);
+    }
+    return m;
+  }
+
+  /** The id of the datum that made `path` as of `commit` (explained, with its upstream), or undefined for raw data. */
+  async datumAt(commit: string, path: string): Promise<string | undefined> {
+    const pipeline = path.split('/')[0]!;
+    let best: string | undefined;
+    for (const [name, dir] of await this.markersAt(commit, pipeline)) {
+      if (isAtOrBelow(path, dir) && (best === undefined || dir.length > outputDir(pipeline, best).length)) best = name;
+    }
+    if (best === undefined) return undefined;
+    const writer = (await this.git(['log', '-1', '--format=%H', commit, '--', markerPath(pipeline, best)])).stdout.trim();
+    const id = `${pipeline}/${best || '.'}@${writer.slice(0, 12)}`;
+    let p = this.inProgress.get(id);
+    if (!p) {
+      p = this.explainDatum(id, pipeline, best, writer).then(() => id);
+      this.inProgress.set(id, p);
+    }
+    return p;
+  }
+
+  private async message(commit: string): Promise<string | undefined> {
+    const r = await this.git(['show', '-s', '--format=%B', commit]);
+    return r.exitCode === 0 ? r.stdout : undefined;
+  }
+
+  private async explainDatum(id: string, pipeline: string, datum: string, writer: string): Promise<void> {
+    const msg = await this.message(writer);
+    const rec = parseRecords(writer, msg ?? '').find((r) => r.pipeline === pipeline && r.datum === datum);
+    if (!rec) throw new UsageError(`${outputDir(pipeline, datum)} was last written by commit ${writer.slice(0, 12)}, which has no minipach record for it (edited by hand?)`);
+    // A linked result's transform, command and resources are those of the run it reuses.
+    let run: ResultRecord | undefined = rec;
+    let runMessage = msg;
+    if (rec.kind === 'linked') {
+      runMessage = await this.message(rec.runCommit);
+      run = runMessage ? parseRecords(rec.runCommit, runMessage)[0] : undefined;
+    }
+    const base = `${writer}^`;
+    const inputFiles = (rec.inputs ?? []).map((i) => ({ ...i, paths: i.files.map(([rel, key]) => ({ path: rel ? `${i.path}/${rel}` : i.path, key })) }));
+    const made = new Map<string, string | undefined>();
+    await Promise.all(inputFiles.flatMap((i) => i.paths).map(async (f) => made.set(f.path, await this.datumAt(base, f.path))));
+    const raw = inputFiles.flatMap((i) => i.paths.map((f) => f.path)).filter((p) => !made.get(p));
+    const added = await this.lastChanges(base, raw);
+    const record = runMessage ? parseDataladRecord(runMessage) : undefined;
+    this.datums.set(id, {
+      id,
+      pipeline,
+      datum,
+      key: rec.key,
+      kind: rec.kind,
+      output_dir: outputDir(pipeline, datum),
+      commit: writer,
+      run_commit: rec.runCommit,
+      rerun: `datalad rerun --onto= --branch=rerun-${rec.runCommit.slice(0, 8)} ${rec.runCommit}`,
+      ...(rec.kind === 'linked' ? { linked_from: { ...rec.source!, run_commit: rec.runCommit } } : {}),
+      transform: run?.transformKey ? { key: run.transformKey, ...run.transform } : undefined,
+      command: record?.cmd,
+      resources: run?.resources,
+      inputs: inputFiles.map((i) => ({
+        name: i.name,
+        path: i.path,
+        files: i.paths.map((f) => (made.get(f.path) ? { path: f.path, key: f.key, made_by: made.get(f.path) } : { path: f.path, key: f.key, added_in: added.get(f.path) })),
+      })),
+      upstream: [...new Set([...made.values()].filter((x): x is string => x !== undefined))],
+    });
+  }
+}
