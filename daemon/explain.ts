@@ -10,6 +10,7 @@
  * and referred to by id, so a summary over a thousand upstream datums stays a graph, not a thousand copies.
  */
 import { UsageError } from './errors.js';
+import { pool } from './pool.js';
 import { runUnchecked } from './adapters/process.js';
 import { annexKeyFromLinkTarget } from './core/content-key.js';
 import { BOOKKEEPING_DIR, datumNameOfMarker, markerPath, outputDir } from './core/identity.js';
@@ -25,7 +26,7 @@ export async function explain(ds: Dataset, filePath: string, rev: string): Promi
   const e = new Explainer(ds);
   const entry = (await e.keysAt(commit, [filePath])).get(filePath);
   if (entry === undefined) throw new UsageError(`${filePath} does not exist in commit ${commit.slice(0, 12)} (explain takes a file path relative to the dataset root)`);
-  const made = await e.datumAt(commit, filePath);
+  const made = (await e.madeBy(commit, [filePath])).get(filePath);
   const file: ExplainedFile = made ? { path: filePath, key: entry, made_by: made } : { path: filePath, key: entry, added_in: (await e.lastChanges(commit, [filePath])).get(filePath) };
   const datums = [...e.datums.values()].sort((a, b) => (a.id === made ? -1 : b.id === made ? 1 : 0));
   return { path: filePath, commit, file, datums };
@@ -34,7 +35,8 @@ export async function explain(ds: Dataset, filePath: string, rev: string): Promi
 class Explainer {
   readonly datums = new Map<string, ExplainedDatum>();
   private readonly markers = new Map<string, Map<string, string>>();
-  private readonly inProgress = new Map<string, Promise<string>>();
+  /** Datums whose explanation has been started (each is explained once, by whoever finds it first). */
+  private readonly started = new Set<string>();
 
   constructor(private readonly ds: Dataset) {}
 
@@ -79,22 +81,34 @@ class Explainer {
     return m;
   }
 
-  /** The id of the datum that made `path` as of `commit` (explained, with its upstream), or undefined for raw data. */
-  async datumAt(commit: string, path: string): Promise<string | undefined> {
-    const pipeline = path.split('/')[0]!;
-    let best: string | undefined;
-    for (const [name, dir] of await this.markersAt(commit, pipeline)) {
-      if (isAtOrBelow(path, dir) && (best === undefined || dir.length > outputDir(pipeline, best).length)) best = name;
+  /**
+   * Path -> id of the datum that made it as of `commit` (explained, with its upstream); raw data is left
+   * out. The commits that wrote the datums' markers are found in one history walk per 200 of them.
+   */
+  async madeBy(commit: string, paths: readonly string[]): Promise<Map<string, string>> {
+    const producer = new Map<string, { pipeline: string; datum: string; marker: string }>();
+    for (const p of paths) {
+      const pipeline = p.split('/')[0]!;
+      let best: string | undefined;
+      for (const [name, dir] of await this.markersAt(commit, pipeline)) {
+        if (isAtOrBelow(p, dir) && (best === undefined || dir.length > outputDir(pipeline, best).length)) best = name;
+      }
+      if (best !== undefined) producer.set(p, { pipeline, datum: best, marker: markerPath(pipeline, best) });
     }
-    if (best === undefined) return undefined;
-    const writer = (await this.git(['log', '-1', '--format=%H', commit, '--', markerPath(pipeline, best)])).stdout.trim();
-    const id = `${pipeline}/${best || '.'}@${writer.slice(0, 12)}`;
-    let p = this.inProgress.get(id);
-    if (!p) {
-      p = this.explainDatum(id, pipeline, best, writer).then(() => id);
-      this.inProgress.set(id, p);
+    const writers = await this.lastChanges(commit, [...new Set([...producer.values()].map((x) => x.marker))]);
+    const ids = new Map<string, string>();
+    const todo: (() => Promise<void>)[] = [];
+    for (const [p, { pipeline, datum, marker }] of producer) {
+      const writer = writers.get(marker)!;
+      const id = `${pipeline}/${datum || '.'}@${writer.slice(0, 12)}`;
+      ids.set(p, id);
+      if (!this.started.has(id)) {
+        this.started.add(id);
+        todo.push(() => this.explainDatum(id, pipeline, datum, writer));
+      }
     }
-    return p;
+    await pool(todo, 8, (task) => task());
+    return ids;
   }
 
   private async message(commit: string): Promise<string | undefined> {
@@ -115,9 +129,8 @@ class Explainer {
     }
     const base = `${writer}^`;
     const inputFiles = (rec.inputs ?? []).map((i) => ({ ...i, paths: i.files.map(([rel, key]) => ({ path: rel ? `${i.path}/${rel}` : i.path, key })) }));
-    const made = new Map<string, string | undefined>();
-    await Promise.all(inputFiles.flatMap((i) => i.paths).map(async (f) => made.set(f.path, await this.datumAt(base, f.path))));
-    const raw = inputFiles.flatMap((i) => i.paths.map((f) => f.path)).filter((p) => !made.get(p));
+    const made = await this.madeBy(base, inputFiles.flatMap((i) => i.paths.map((f) => f.path)));
+    const raw = inputFiles.flatMap((i) => i.paths.map((f) => f.path)).filter((p) => !made.has(p));
     const added = await this.lastChanges(base, raw);
     const record = runMessage ? parseDataladRecord(runMessage) : undefined;
     this.datums.set(id, {
@@ -139,7 +152,8 @@ class Explainer {
         path: i.path,
         files: i.paths.map((f) => (made.get(f.path) ? { path: f.path, key: f.key, made_by: made.get(f.path) } : { path: f.path, key: f.key, added_in: added.get(f.path) })),
       })),
-      upstream: [...new Set([...made.values()].filter((x): x is string => x !== undefined))],
+      upstream: [...new Set(made.values())],
     });
   }
 }
+

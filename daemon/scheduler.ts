@@ -15,6 +15,7 @@ import type { TransformIdentity } from './core/identity.js';
 import { ResultStore, unavailableResults } from './result-store.js';
 import { fetchAllSharedResults } from './results-ref.js';
 import { SnapshotReader } from './snapshot.js';
+import { pool } from './pool.js';
 
 export interface PlanAtHead {
   readonly plan: Plan;
@@ -262,12 +263,4 @@ function report(ds: Dataset, { plan, head }: PlanAtHead, outcomes: Map<string, D
     errors: plan.pipelines.filter((p) => p.error).map((p) => (p.error instanceof SpecError ? p.error.message : String(p.error))),
     warnings,
   };
-}
-
-async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(workers);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The minipach demo: a real DataLad dataset, two chained pipelines, a schedule, the reuse of identical
-# content, the provenance of a result, and `datalad rerun` reproducing it on a fresh clone.
+# content, the provenance of a result (`minipach explain`), `datalad rerun` reproducing it on a fresh clone,
+# and a forecast of what a change will cost.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 minipach() { node "$here/bin/minipach.js" "$@"; }
@@ -52,10 +53,14 @@ print("  datum key:", m["key"][:16] + "...", " input keys:", [f for i in m["inpu
 echo; echo "The reuse of wordcount/sub-03 is recorded too:"
 git log -1 --format=%B --grep='^\[minipach\] link' | sed -n '3,4p'
 
-step "6. A second schedule does nothing"
+step "6. minipach explain: how exactly was summary/table.txt made? (from git alone, down to raw data)"
+minipach explain summary/table.txt | grep -v '^ *command:' | cut -c1-150 | head -40
+echo "  ... (--json for all of it, --prov for W3C PROV-JSON)"
+
+step "7. A second schedule does nothing"
 minipach schedule
 
-step "7. datalad rerun on a fresh clone, without minipach, reproduces the same key"
+step "8. datalad rerun on a fresh clone, without minipach, reproduces the same key"
 datalad clone "$ds" "$work/clone" >/dev/null
 cd "$work/clone"
 datalad rerun --onto= "$sha" >/dev/null 2>&1
@@ -65,11 +70,13 @@ echo "  original: $(git cat-file -p "$orig" | sed 's|.*/||')"
 echo "  rerun:    $(git cat-file -p "$again" | sed 's|.*/||')"
 [ "$orig" = "$again" ] && echo "  identical." || { echo "  DIFFERENT"; exit 1; }
 
-step "8. One changed file recomputes exactly its datum and what reads it"
+step "9. One changed file recomputes exactly its datum and what reads it; plan forecasts the cost first"
 cd "$ds"
 # Annexed files are read-only symlinks: replace the file (or `datalad unlock` it) rather than append in place.
 rm raw/sub-04/session.txt && printf 'one line only\nand a new recording\n' > raw/sub-04/session.txt
 datalad save -m "more data for sub-04" >/dev/null
+minipach plan --cpu-hour-cost 0.05 | sed -n '/^forecast/,$p'
 minipach schedule
+echo; minipach cost wordcount
 git -C "$ds" fsck --no-progress --no-dangling && git -C "$ds" annex fsck --fast --quiet && echo "git fsck and git annex fsck: clean"
 echo; echo "The demo dataset is in $ds"

@@ -112,6 +112,7 @@ export interface DatumJson {
 
 export interface ScheduleJson {
   head: string;
+  seconds: number;
   counts: { computed: number; linked: number; skipped: number; removed: number; failed: number; blocked: number };
   pipelines: { name: string; status: string; error?: string; datums: DatumJson[] }[];
   errors: string[];
