@@ -167,6 +167,18 @@ export async function fetchAllSharedResults(ds: Dataset): Promise<string[]> {
   return problems.filter((p): p is string => p !== undefined);
 }
 
+/** The git remotes whose results ref lacks some of this clone's results (as last fetched). */
+export async function unsharedRemotes(ds: Dataset): Promise<string[]> {
+  const tip = await ds.repo.resolve(RESULTS_REF);
+  if (!tip) return [];
+  const out: string[] = [];
+  for (const r of await gitRemotes(ds)) {
+    const theirs = await ds.repo.resolve(`${REMOTE_RESULTS_PREFIX}${r}/results`);
+    if (!theirs || (await git(ds, ['merge-base', '--is-ancestor', tip, theirs])).exitCode !== 0) out.push(r);
+  }
+  return out;
+}
+
 /**
  * Merges the remote's copy into the local ref and pushes it (never forced: if somebody pushed meanwhile,
  * fetch, merge and try again). Returns an error message, or undefined.

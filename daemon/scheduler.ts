@@ -13,7 +13,7 @@ import { runCompute, writeLog, type ComputeOutcome } from './executor.js';
 import type { PipelineSpec } from './core/spec.js';
 import type { TransformIdentity } from './core/identity.js';
 import { ResultStore, unavailableResults } from './result-store.js';
-import { fetchAllSharedResults } from './results-ref.js';
+import { fetchAllSharedResults, RESULTS_REF, unsharedRemotes } from './results-ref.js';
 import { SnapshotReader } from './snapshot.js';
 import { pool } from './pool.js';
 
@@ -220,6 +220,10 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     moves = 0;
   }
   await runner.finished?.(last.plan);
+  if (!ds.remote) {
+    const unshared = await unsharedRemotes(ds);
+    if (unshared.length) warnings.push(`results not shared with ${unshared.join(', ')} yet; to let other clones reuse them: minipach share (pushes ${RESULTS_REF})`);
+  }
   return report(ds, last, outcomes, warnings, started);
 }
 

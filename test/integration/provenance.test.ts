@@ -85,10 +85,12 @@ describe('explain and sharing across clones', () => {
     await a.git('fetch', '-q', 'origin');
     const { report } = await a.scheduleJson('-j', '2');
     expect(report.counts, failures(report)).toMatchObject({ computed: 3, linked: 1, failed: 0 });
+    expect(report.warnings.join('\n')).toContain('results not shared with origin yet; to let other clones reuse them: minipach share');
     // As a user shares a dataset: the branch, the annex and its content, then the results ref.
     await execa('datalad', ['push', '--to', 'origin'], { cwd: a.dir, env: ENV });
     const share = await a.minipach('share');
     expect(share.stdout).toContain('origin: refs/minipach/results shared');
+    expect((await a.scheduleJson()).report.warnings).toEqual([]);
   });
   afterAll(() => {
     a.cleanup();
