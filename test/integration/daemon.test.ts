@@ -205,6 +205,13 @@ describe('the daemon with workers', () => {
     await execa('git', ['clone', '-q', bare, fresh], { env: ENV });
     await execa('git', ['annex', 'get', '-q', 'count'], { cwd: fresh, env: ENV });
     expect((await execa('cat', ['count/s000/bytes'], { cwd: fresh })).stdout.trim()).toBe('10');
+    // The daemon pushed the shared results ref with the branch: one entry per datum key.
+    const shared = (await execa('git', ['ls-tree', '-d', '-r', '--name-only', 'refs/minipach/results'], { cwd: bare })).stdout.split('\n');
+    expect(shared.filter((p) => /^[0-9a-f]{2}\/[0-9a-f]{64}$/.test(p))).toHaveLength(5);
+    // A worker's result carries its resources, and the fresh clone explains it from git alone.
+    const x = JSON.parse((await new TestDataset(fresh).minipach('explain', 'count/s000/bytes', '--json')).stdout);
+    expect(x.datums[0]).toMatchObject({ pipeline: 'count', datum: 's000', kind: 'computed' });
+    expect(x.datums[0].resources.wall).toBeGreaterThan(0);
     await daemon.stop();
     await daemonDs.fsck();
   });
