@@ -18,7 +18,7 @@ import type { ResourceUsage, ResultRecord } from './core/results.js';
 import { MODE_SYMLINK } from './core/tree.js';
 import type { Dataset } from './dataset.js';
 import { resultOutputs } from './result-store.js';
-import { addSharedResults, pushSharedResults, type SharedResult } from './results-ref.js';
+import { addSharedResults, pushSharedResults, RESULTS_REF, type SharedResult } from './results-ref.js';
 
 export interface ComputedResult {
   readonly plan: DatumPlan;
@@ -130,12 +130,22 @@ export class Committer {
       await faultPoint('integrate:after-publish');
       // The results are on the branch (its history is the durable index); the results ref is the shared
       // copy, and one lost here is restored by `minipach reindex`.
-      await addSharedResults(this.ds, shared);
-      const shareWarning = this.ds.remote && shared.length ? await pushSharedResults(this.ds, this.ds.remote) : undefined;
+      const shareWarning = await this.share(shared);
       return { head: tip, commits, worktreeWarning, shareWarning };
     } finally {
       await rm(indexFile, { force: true });
     }
+  }
+
+  /** Adds results to the shared results ref (and pushes it, with a remote). A problem is a warning: the branch already holds them. */
+  private async share(shared: readonly SharedResult[]): Promise<string | undefined> {
+    if (!shared.length) return undefined;
+    try {
+      await addSharedResults(this.ds, shared);
+    } catch (e) {
+      return `${(e as Error).message}; the results are on the branch, and minipach reindex adds them to ${RESULTS_REF}`;
+    }
+    return this.ds.remote ? pushSharedResults(this.ds, this.ds.remote) : undefined;
   }
 
   /** The source result's outputs, placed at this datum's path (annex links re-pointed for the new depth). */

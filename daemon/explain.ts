@@ -13,11 +13,11 @@ import { UsageError } from './errors.js';
 import { pool } from './pool.js';
 import { runUnchecked } from './adapters/process.js';
 import { annexKeyFromLinkTarget } from './core/content-key.js';
-import { BOOKKEEPING_DIR, datumNameOfMarker, markerPath, outputDir } from './core/identity.js';
+import { BOOKKEEPING_DIR, datumNameOfMarker, datumOutputs, markerPath, outputDir } from './core/identity.js';
 import { parseDataladRecord, parseRecords } from './core/record.js';
 import type { ExplainedDatum, ExplainedFile, Explanation } from './core/provenance.js';
 import type { ResultRecord } from './core/results.js';
-import { isAtOrBelow, MODE_SYMLINK } from './core/tree.js';
+import { MODE_SYMLINK } from './core/tree.js';
 import type { Dataset } from './dataset.js';
 
 export async function explain(ds: Dataset, filePath: string, rev: string): Promise<Explanation> {
@@ -91,7 +91,8 @@ class Explainer {
       const pipeline = p.split('/')[0]!;
       let best: string | undefined;
       for (const [name, dir] of await this.markersAt(commit, pipeline)) {
-        if (isAtOrBelow(p, dir) && (best === undefined || dir.length > outputDir(pipeline, best).length)) best = name;
+        const isOutput = datumOutputs([{ path: p }], pipeline, dir).length > 0; // never spec.yml or the bookkeeping dir
+        if (isOutput && (best === undefined || dir.length > outputDir(pipeline, best).length)) best = name;
       }
       if (best !== undefined) producer.set(p, { pipeline, datum: best, marker: markerPath(pipeline, best) });
     }

@@ -25,8 +25,8 @@ interface IndexCache {
 
 interface SharedCache {
   readonly version: 1;
-  /** Results commit -> its records. */
-  readonly commits: Record<string, ResultRecord[]>;
+  /** Results ref -> the commit it was read at, and its records. */
+  readonly refs: Record<string, { commit: string; records: ResultRecord[] }>;
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -59,14 +59,14 @@ export class ResultStore {
 
   /**
    * The index as of `head`: every result recorded in its history, then those of the results refs (a result
-   * of this branch is the link source of choice), plus local failures. `unavailable` comes from the caller,
-   * which asks git-annex about the results a plan would link (see unavailableResults).
+   * of this branch is the link source of choice), plus local failures. Which results cannot be reused is
+   * the caller's to add (see unavailableResults and withUnavailable).
    */
-  async load(head: string, unavailable?: ReadonlyMap<string, string>): Promise<ResultIndex> {
+  async load(head: string): Promise<ResultIndex> {
     const own = await this.records(head);
     const ownKeys = new Set(own.filter((r) => r.kind === 'computed').map((r) => r.key));
     const records = [...own, ...(await this.sharedRecords()).filter((r) => !ownKeys.has(r.key))];
-    return buildIndex(records, Object.values(await this.failures()), unavailable);
+    return buildIndex(records, Object.values(await this.failures()));
   }
 
   /**
@@ -77,7 +77,7 @@ export class ResultStore {
   async reindex(head: string): Promise<{ index: ResultIndex; added: number }> {
     const records = await this.scan(head);
     await writeJsonAtomic(this.cacheFile, { version: 1, head, records } satisfies IndexCache);
-    await writeJsonAtomic(this.sharedCacheFile, { version: 1, commits: {} } satisfies SharedCache);
+    await writeJsonAtomic(this.sharedCacheFile, { version: 1, refs: {} } satisfies SharedCache);
     const tip = await this.ds.repo.resolve(RESULTS_REF);
     const inRef = new Set(tip ? (await readSharedRecords(this.ds, tip)).map((r) => r.key) : []);
     const missing = [...new Map(records.filter((r) => r.kind === 'computed' && !inRef.has(r.key)).map((r) => [r.key, r])).values()];
@@ -98,15 +98,22 @@ export class ResultStore {
   private async sharedRecords(): Promise<ResultRecord[]> {
     const refs = await resultRefs(this.ds);
     if (!refs.length) return [];
-    const cache = (await readJson<SharedCache>(this.sharedCacheFile)) ?? { version: 1, commits: {} };
-    const commits: Record<string, ResultRecord[]> = {};
-    for (const { commit } of refs) commits[commit] = cache.commits[commit] ?? (await readSharedRecords(this.ds, commit));
-    if (Object.keys(commits).some((c) => !cache.commits[c]) || Object.keys(cache.commits).length !== refs.length) {
-      await writeJsonAtomic(this.sharedCacheFile, { version: 1, commits } satisfies SharedCache);
+    const cache = (await readJson<SharedCache>(this.sharedCacheFile)) ?? { version: 1, refs: {} };
+    const next: SharedCache = { version: 1, refs: {} };
+    for (const { ref, commit } of refs) {
+      const known = cache.refs?.[ref];
+      let records: ResultRecord[];
+      if (known?.commit === commit) records = known.records;
+      else if (known && (await this.isAncestor(known.commit, commit))) records = [...known.records, ...(await readSharedRecords(this.ds, commit, known.commit))];
+      else records = await readSharedRecords(this.ds, commit);
+      next.refs[ref] = { commit, records };
+    }
+    if (refs.some(({ ref, commit }) => cache.refs?.[ref]?.commit !== commit) || Object.keys(cache.refs ?? {}).length !== refs.length) {
+      await writeJsonAtomic(this.sharedCacheFile, next);
     }
     const seen = new Set<string>();
-    return Object.values(commits)
-      .flat()
+    return Object.values(next.refs)
+      .flatMap((r) => r.records)
       .filter((r) => !seen.has(r.key) && seen.add(r.key));
   }
 

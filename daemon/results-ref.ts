@@ -61,17 +61,41 @@ export async function resultRefs(ds: Dataset): Promise<{ ref: string; commit: st
     .map(([ref, commit]) => ({ ref, commit }));
 }
 
-/** The datum keys a results commit holds. */
-async function keysIn(ds: Dataset, commit: string | undefined): Promise<Set<string>> {
+/** The datum keys a results commit holds (of `candidates` only, when given: no need to list them all). */
+async function keysIn(ds: Dataset, commit: string | undefined, candidates?: readonly string[]): Promise<Set<string>> {
   if (!commit) return new Set();
-  const out = (await git(ds, ['ls-tree', '-d', '-r', '--name-only', commit])).stdout;
-  return new Set(out.split('\n').filter((p) => /^[0-9a-f]{2}\/[0-9a-f]+$/.test(p)).map((p) => p.slice(3)));
+  const paths: string[] = [];
+  const batches = candidates ? chunks(candidates.map(keyDir), 1000) : [[]];
+  for (const batch of batches) {
+    const out = (await git(ds, ['ls-tree', '-d', ...(candidates ? [] : ['-r']), '--name-only', commit, ...(candidates ? ['--', ...batch] : [])])).stdout;
+    paths.push(...out.split('\n'));
+  }
+  return new Set(paths.filter((p) => /^[0-9a-f]{2}\/[0-9a-f]+$/.test(p)).map((p) => p.slice(3)));
 }
 
-/** Reads every record of a results commit, as index records whose outputs are read from that commit. */
-export async function readSharedRecords(ds: Dataset, commit: string): Promise<ResultRecord[]> {
-  const entries = await ds.repo.lsTree(commit);
-  const recordEntries = entries.filter((e) => e.path.endsWith('/record.json') && e.path.split('/').length === 3);
+function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Reads the records of a results commit, as index records whose outputs are read from that commit: all of
+ * them, or only those added since `since` (an ancestor), so a growing ref is not read again and again.
+ */
+export async function readSharedRecords(ds: Dataset, commit: string, since?: string): Promise<ResultRecord[]> {
+  let recordEntries: { oid: string }[];
+  if (since) {
+    const out = (await git(ds, ['diff-tree', '-r', '-z', '--no-renames', '--diff-filter=A', since, commit])).stdout;
+    const fields = out.split('\0');
+    recordEntries = [];
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const oid = fields[i]!.split(' ')[3];
+      if (/^[0-9a-f]{2}\/[0-9a-f]+\/record\.json$/.test(fields[i + 1]!) && oid) recordEntries.push({ oid });
+    }
+  } else {
+    recordEntries = (await ds.repo.lsTree(commit)).filter((e) => /^[0-9a-f]{2}\/[0-9a-f]+\/record\.json$/.test(e.path));
+  }
   const blobs = await ds.repo.readBlobs(recordEntries.map((e) => e.oid));
   const out: ResultRecord[] = [];
   for (const e of recordEntries) {
@@ -108,7 +132,7 @@ export async function addSharedResults(ds: Dataset, results: readonly SharedResu
   if (!results.length) return;
   for (let attempt = 0; attempt < 10; attempt++) {
     const tip = await ds.repo.resolve(RESULTS_REF);
-    const have = await keysIn(ds, tip);
+    const have = await keysIn(ds, tip, results.map((r) => r.record.key));
     const fresh = [...new Map(results.filter((r) => !have.has(r.record.key)).map((r) => [r.record.key, r])).values()];
     if (!fresh.length) return;
     const changes: IndexChange[] = [];
@@ -148,9 +172,17 @@ export const remoteResultsRefspec = (remote: string) => `+${RESULTS_REF}*:${REMO
 
 /** Fetches a remote's results ref (a remote without one is fine). Returns an error message, or undefined. */
 export async function fetchSharedResults(ds: Dataset, remote: string): Promise<string | undefined> {
-  const r = await git(ds, ['fetch', '-q', '--no-tags', remote, remoteResultsRefspec(remote)]);
+  // Never prompt for credentials, and give up on an unreachable remote rather than hang a plan on it.
+  const r = await runUnchecked(['git', 'fetch', '-q', '--no-tags', remote, remoteResultsRefspec(remote)], {
+    cwd: ds.dir,
+    env: { GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: process.env['GIT_SSH_COMMAND'] ?? 'ssh -o BatchMode=yes -o ConnectTimeout=10' },
+    timeoutMs: FETCH_TIMEOUT_MS,
+  });
+  if (r.timedOut) return `could not fetch ${RESULTS_REF} from ${remote} within ${FETCH_TIMEOUT_MS / 1000} s; using what was fetched before`;
   return r.exitCode === 0 ? undefined : `could not fetch ${RESULTS_REF} from ${remote}: ${r.stderr.trim().split('\n').slice(-1)[0]}`;
 }
+
+const FETCH_TIMEOUT_MS = 20_000;
 
 /** The git remotes of a clone that have a URL (annex special remotes have none). */
 export async function gitRemotes(ds: Dataset): Promise<string[]> {

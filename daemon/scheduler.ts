@@ -7,7 +7,7 @@ import { BranchMovedError, SpecError } from './errors.js';
 import { syncBranch } from './branch.js';
 import { Committer, type ComputedResult, type LinkRequest } from './committer.js';
 import { planDataset, type Action, type DatumPlan, type Plan } from './core/plan.js';
-import type { ResultIndex, ResultRecord } from './core/results.js';
+import { withUnavailable, type ResultIndex, type ResultRecord } from './core/results.js';
 import type { Dataset } from './dataset.js';
 import { runCompute, writeLog, type ComputeOutcome } from './executor.js';
 import type { PipelineSpec } from './core/spec.js';
@@ -35,7 +35,7 @@ export async function planAtHead(ds: Dataset, reader = new SnapshotReader(ds.rep
   const sources = plan.pipelines.flatMap((p) => p.datums).flatMap((d) => (d.action === 'link' && d.source && !('pending' in d.source) ? [d.source] : []));
   const unavailable = await unavailableResults(ds, sources);
   if (!unavailable.size) return { plan, head, index };
-  const checked = await store.load(head, unavailable);
+  const checked = withUnavailable(index, unavailable);
   return { plan: planDataset({ snapshot, specs, index: checked }), head, index: checked };
 }
 

@@ -86,3 +86,8 @@ export function buildIndex(records: readonly ResultRecord[], failures: readonly 
 }
 
 export const EMPTY_INDEX: ResultIndex = buildIndex([]);
+
+/** The same index, with results marked as not reusable (their content is reachable nowhere). */
+export function withUnavailable(index: ResultIndex, unavailable: ReadonlyMap<string, string>): ResultIndex {
+  return { ...index, unavailable };
+}

@@ -150,6 +150,8 @@ describe('explain and sharing across clones', () => {
     expect(text.stdout).toContain(`reproduce: ${sub03.rerun}`);
     const rawFile = await c.minipach('explain', 'raw/sub-01/data.txt');
     expect(rawFile.stdout).toContain(`not a minipach output: raw data, last changed in commit ${dataCommit}`);
+    // A `/` datum writes into the pipeline's own directory, but its spec.yml is never an output.
+    expect((await c.minipach('explain', 'summary/spec.yml')).stdout).toContain('not a minipach output');
     const missing = await c.minipach('explain', 'count/sub-09/bytes.txt');
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toMatch(/does not exist in commit/);
