@@ -13,7 +13,7 @@
  *
  * On systems without /proc the figures are absent; wall time is always recorded.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 
 const SAMPLE_MS = 100;
@@ -37,10 +37,12 @@ interface ProcSample {
   readonly hwmKiB: number;
 }
 
+/** A process's children, whichever of its threads started them (each thread lists its own). */
 async function children(pid: number): Promise<number[]> {
   try {
-    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
-    return text.split(' ').filter(Boolean).map(Number);
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const lists = await Promise.all(tasks.map((t) => readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')));
+    return lists.flatMap((text) => text.split(' ').filter(Boolean).map(Number));
   } catch {
     return [];
   }

@@ -86,7 +86,7 @@ export class ResultStore {
   }
 
   /** Computed records as the results ref stores them, with their outputs read from their run commits. */
-  async sharedForm(records: readonly ResultRecord[]): Promise<SharedResult[]> {
+  private async sharedForm(records: readonly ResultRecord[]): Promise<SharedResult[]> {
     const outputs = await resultOutputs(this.ds, records);
     return records.map((r) => ({
       record: { version: 1, key: r.key, pipeline: r.pipeline, datum: r.datum, run_commit: r.runCommit, transform_key: r.transformKey ?? '', transform: r.transform, inputs: r.inputs ?? [], resources: r.resources },
