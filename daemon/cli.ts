@@ -68,6 +68,8 @@ function printPlan(plan: Plan): void {
 
 const seconds = (s: number) => (s < 90 ? `${s.toFixed(1)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
 const money = (x: number) => x.toFixed(x < 1 ? 4 : 2);
+/** CPU time in the unit that makes it readable: CPU-hours from a tenth of an hour, CPU-seconds below. */
+const cpuTime = (hours: number) => (hours >= 0.1 ? `${hours.toFixed(2)} CPU-h` : `${(hours * 3600).toFixed(1)} CPU-s`);
 
 function printForecast(f: Forecast): void {
   if (!f.pipelines.length) return;
@@ -81,10 +83,10 @@ function printForecast(f: Forecast): void {
     const basis = p.basis === 'previous transform' ? `the PREVIOUS transform's ${p.samples} results (the transform changed since)` : `${p.samples} result${p.samples === 1 ? '' : 's'}`;
     out(
       `  ${p.pipeline.padEnd(20)} ${n}: ~${seconds(p.medianWall!)} each -> ${seconds(p.wall!)}` +
-        `${p.cpuHours !== undefined ? `, ${p.cpuHours.toFixed(4)} CPU-h` : ''}${p.price !== undefined ? `, cost ${money(p.price)}` : ''} (from ${basis})`,
+        `${p.cpuHours !== undefined ? `, ${cpuTime(p.cpuHours)}` : ''}${p.price !== undefined ? `, cost ${money(p.price)}` : ''} (from ${basis})`,
     );
   }
-  out(`  total: ~${seconds(f.wall)} of job time one at a time, ${f.cpuHours.toFixed(4)} CPU-h${f.price !== undefined ? `, cost ${money(f.price)}` : ''}${f.unknown.length ? ` (not counting ${f.unknown.join(', ')}: no history)` : ''}`);
+  out(`  total: ~${seconds(f.wall)} of job time one at a time, ${cpuTime(f.cpuHours)}${f.price !== undefined ? `, cost ${money(f.price)}` : ''}${f.unknown.length ? ` (not counting ${f.unknown.join(', ')}: no history)` : ''}`);
 }
 
 function printCost(title: string, r: CostReport): void {
@@ -93,7 +95,7 @@ function printCost(title: string, r: CostReport): void {
     const what = d.kind === 'computed' ? `${seconds(d.wall)} job, ${d.cpu.toFixed(2)} s CPU${d.maxRssKiB !== undefined ? `, peak ${(d.maxRssKiB / 1024).toFixed(1)} MiB` : ''}` : d.kind === 'linked' ? `linked: reuses ${d.reuses}, no cost of its own` : 'no record (edited by hand?)';
     out(`  ${label(d.pipeline, d.datum).padEnd(32)} ${what}`);
   }
-  out(`${r.computed} computed, ${r.linked} linked: ${seconds(r.wall)} of job time, ${r.cpuHours.toFixed(4)} CPU-h${r.price !== undefined ? `, cost ${money(r.price)}` : ''}`);
+  out(`${r.computed} computed, ${r.linked} linked: ${seconds(r.wall)} of job time, ${cpuTime(r.cpuHours)}${r.price !== undefined ? `, cost ${money(r.price)}` : ''}`);
 }
 
 function printExplanation(x: Explanation): void {
