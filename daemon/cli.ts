@@ -644,6 +644,11 @@ function parsePositive(v: string, flag: string): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Output piped into `head` and cut short: stop quietly, as other command-line tools do.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   try {
     await buildProgram().parseAsync(argv);
     return Number(process.exitCode ?? 0);
