@@ -16,7 +16,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { MinipachError } from './errors.js';
 import type { IndexChange, LsTreeEntry } from './adapters/git.js';
-import { run, runUnchecked } from './adapters/process.js';
+import { runUnchecked } from './adapters/process.js';
 import type { InputFingerprint } from './core/identity.js';
 import type { ResourceUsage, ResultRecord, TransformFields } from './core/results.js';
 import type { Dataset } from './dataset.js';
@@ -144,24 +144,20 @@ export async function addSharedResults(ds: Dataset, results: readonly SharedResu
         changes.push({ path: `${dir}/out/${rel}`, mode: e.mode, oid: e.oid });
       }
     }
-    const parents = [...(tip ? [tip] : []), ...new Set(fresh.map((r) => r.record.run_commit))];
+    const runCommits = [...new Set(fresh.map((r) => r.record.run_commit))];
     const message = `minipach results: ${fresh.length} result${fresh.length === 1 ? '' : 's'}\n\n${fresh.map((r) => `  ${r.record.pipeline}/${r.record.datum || '.'} ${r.record.key.slice(0, 12)}`).join('\n')}\n`;
-    const commit = await writeCommit(ds, tip, changes, parents, message);
+    const commit = await writeCommit(ds, tip, changes, runCommits, message);
     const moved = await git(ds, ['update-ref', '-m', 'minipach: results', RESULTS_REF, commit, tip ?? '0'.repeat(40)]);
     if (moved.exitCode === 0) return;
   }
   throw new MinipachError(`could not update ${RESULTS_REF} in ${ds.dir}: it kept moving under concurrent writers`);
 }
 
-async function writeCommit(ds: Dataset, base: string | undefined, changes: readonly IndexChange[], parents: readonly string[], message: string): Promise<string> {
+/** A commit of the results ref, built through a private index file in the state dir. */
+async function writeCommit(ds: Dataset, base: string | undefined, changes: readonly IndexChange[], otherParents: readonly string[], message: string): Promise<string> {
   const indexFile = path.join(ds.stateDir, `results-index-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const env = { GIT_INDEX_FILE: indexFile };
   try {
-    await run(['git', 'read-tree', ...(base ? [base] : ['--empty'])], { cwd: ds.dir, env });
-    const info = changes.map((c) => `${c.mode} ${c.oid}\t${c.path}\0`).join('');
-    if (info) await run(['git', 'update-index', '-z', '--index-info'], { cwd: ds.dir, env, input: info });
-    const tree = (await run(['git', 'write-tree'], { cwd: ds.dir, env })).trim();
-    return (await run(['git', 'commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-F', '-'], { cwd: ds.dir, input: message })).trim();
+    return await ds.repo.commitChanges(base, changes, message, indexFile, otherParents);
   } finally {
     await rm(indexFile, { force: true });
   }
@@ -248,7 +244,7 @@ export async function mergeSharedResults(ds: Dataset, other: string): Promise<vo
         const [, key] = e.path.split('/');
         return key !== undefined && !have.has(key);
       });
-      next = await writeCommit(ds, ours, add.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })), [ours, theirs], `minipach results: merge ${other}\n`);
+      next = await writeCommit(ds, ours, add.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })), [theirs], `minipach results: merge ${other}\n`);
     }
     if ((await git(ds, ['update-ref', '-m', `minipach: merge ${other}`, RESULTS_REF, next, ours ?? '0'.repeat(40)])).exitCode === 0) return;
   }

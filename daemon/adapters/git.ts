@@ -108,15 +108,17 @@ export class GitRepo {
 
   /**
    * Builds a commit on `parent` by applying `changes` to its tree through a private index file (never the
-   * user's index, no checkout). Returns the new commit id.
+   * user's index, no checkout); no parent: on an empty tree. `otherParents` follow it (a merge). Returns
+   * the new commit id.
    */
-  async commitChanges(parent: string, changes: readonly IndexChange[], message: string, indexFile: string): Promise<string> {
+  async commitChanges(parent: string | undefined, changes: readonly IndexChange[], message: string, indexFile: string, otherParents: readonly string[] = []): Promise<string> {
     const env = { GIT_INDEX_FILE: indexFile };
-    await run(['git', 'read-tree', parent], { cwd: this.dir, env });
+    await run(['git', 'read-tree', ...(parent ? [parent] : ['--empty'])], { cwd: this.dir, env });
     const info = changes.map((c) => (c.mode && c.oid ? `${c.mode} ${c.oid}\t${c.path}` : `0 ${ZERO_OID}\t${c.path}`)).join('\n');
     if (info) await run(['git', 'update-index', '-z', '--index-info'], { cwd: this.dir, env, input: info.replace(/\n/g, '\0') + '\0' });
     const tree = (await run(['git', 'write-tree'], { cwd: this.dir, env })).trim();
-    return (await run(['git', 'commit-tree', tree, '-p', parent, '-F', '-'], { cwd: this.dir, input: message })).trim();
+    const parents = [...(parent ? [parent] : []), ...otherParents];
+    return (await run(['git', 'commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-F', '-'], { cwd: this.dir, input: message })).trim();
   }
 
   /** Moves `ref` from `expected` to `next`; throws BranchMovedError when someone moved it meanwhile. */

@@ -210,6 +210,19 @@ describe('explain and sharing across clones', () => {
     const theirs = (await git(a.dir, 'log', '-1', '--format=%H', '--grep=^\\[DATALAD RUNCMD\\] minipach count/sub-03'));
     expect(x.datums[0]).toMatchObject({ kind: 'linked', linked_from: { pipeline: 'count', datum: 'sub-03', run_commit: theirs } });
     await b.fsck();
+
+    // Both clones share: the remote's results ref becomes the union of theirs (a merge, nothing forced),
+    // and the first clone, fetching it, holds the second one's results too.
+    const keysOf = async (dir: string, ref: string) => (await git(dir, 'ls-tree', '-d', '-r', '--name-only', ref)).split('\n').filter((p) => /^[0-9a-f]{2}\/[0-9a-f]{64}$/.test(p)).map((p) => p.slice(3));
+    const before = await keysOf(origin, 'refs/minipach/results');
+    const mine = await keysOf(b.dir, 'refs/minipach/results');
+    expect(mine).toHaveLength(2); // sub-04 and the new summary
+    expect((await b.minipach('share')).stdout).toContain('origin: refs/minipach/results shared');
+    const union = await keysOf(origin, 'refs/minipach/results');
+    expect(union.sort()).toEqual([...before, ...mine].sort());
+    expect((await git(origin, 'log', '-1', '--format=%P', 'refs/minipach/results')).split(' ')).toHaveLength(2);
+    expect((await a.minipach('share')).exitCode).toBe(0);
+    expect((await keysOf(a.dir, 'refs/minipach/results')).sort()).toEqual(union.sort());
   });
 
   it('a shared result whose content no remote has is computed again, not linked to a dangling key', async () => {
