@@ -575,14 +575,14 @@ async function cpuHourCost(ds: Dataset, option: number | undefined): Promise<num
   return r.exitCode === 0 && r.stdout.trim() ? parseAmount(r.stdout.trim(), 'git config minipach.cpuHourCost') : undefined;
 }
 
-/** A dataset for reading history: any checked-out branch will do, and a detached HEAD too. */
+/** A dataset for reading history only: git alone will do (no annex needed), and a detached HEAD too. */
 async function openDatasetAnyHead(dir: string): Promise<Dataset> {
   try {
-    return await openDataset(dir);
+    return await openDataset(dir, undefined, undefined, { readOnly: true });
   } catch (e) {
     if (!(e instanceof UsageError) || !/detached HEAD/.test(e.message)) throw e;
     const branch = (await runUnchecked(['git', 'for-each-ref', '--count=1', '--format=%(refname:short)', 'refs/heads/'], { cwd: dir })).stdout.trim();
-    return openDataset(dir, branch);
+    return openDataset(dir, branch, undefined, { readOnly: true });
   }
 }
 

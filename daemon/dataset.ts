@@ -25,7 +25,11 @@ export interface Dataset {
   readonly remote?: string;
 }
 
-export async function openDataset(dir: string, branch?: string, remote?: string): Promise<Dataset> {
+/**
+ * Opens the dataset at `dir`. `readOnly`: for commands that only read history (explain), a plain git clone
+ * on which git-annex was never initialised will do.
+ */
+export async function openDataset(dir: string, branch?: string, remote?: string, { readOnly = false } = {}): Promise<Dataset> {
   const abs = path.resolve(dir);
   const top = await runUnchecked(['git', 'rev-parse', '--show-toplevel'], { cwd: abs }).catch(() => undefined);
   const bareCheck = await runUnchecked(['git', 'rev-parse', '--is-bare-repository'], { cwd: abs }).catch(() => undefined);
@@ -35,7 +39,14 @@ export async function openDataset(dir: string, branch?: string, remote?: string)
   const repo = new GitRepo(root);
   const gitDir = await repo.gitDir();
   const annex = await runUnchecked(['git', 'config', '--get', 'annex.uuid'], { cwd: root });
-  if (annex.exitCode !== 0) throw new UsageError(`${root} is not a git-annex repository; make it a DataLad dataset with: datalad create --force ${root}`);
+  if (annex.exitCode !== 0 && !readOnly) {
+    const cloned = (await runUnchecked(['git', 'rev-parse', '-q', '--verify', 'refs/remotes/origin/git-annex'], { cwd: root })).exitCode === 0;
+    throw new UsageError(
+      cloned
+        ? `${root} is a clone of a dataset whose annex is not initialised here; run: git -C ${root} annex init`
+        : `${root} is not a git-annex repository; make it a DataLad dataset with: datalad create --force ${root}`,
+    );
+  }
   const br = branch ?? (await repo.currentBranch());
   if (!br) throw new UsageError(`${root} has a detached HEAD; say which branch receives results with --branch`);
   if (!(await repo.resolve(`refs/heads/${br}`))) throw new UsageError(`branch "${br}" does not exist in ${root}`);

@@ -98,7 +98,9 @@ describe('explain and sharing across clones', () => {
   });
 
   it('explains a file two pipelines down on a fresh clone, with the inputs and keys actually used', async () => {
-    const c = await cloneOf(origin, root, 'fresh');
+    // A plain git clone, git-annex not even initialised: explain needs git alone.
+    const c = new TestDataset(path.join(root, 'fresh'));
+    await execa('git', ['clone', '-q', origin, c.dir], { env: ENV });
     const r = await c.minipach('explain', 'summary/all.txt', '--json');
     expect(r.exitCode, r.stderr).toBe(0);
     const x = JSON.parse(r.stdout) as ExplainJson;
@@ -138,6 +140,8 @@ describe('explain and sharing across clones', () => {
     expect(sub02.key).toBe(sub01.key);
 
     // The rerun command it prints replays the run on the plain clone, without minipach, to the same keys.
+    expect((await c.minipach('plan')).stderr).toContain(`is a clone of a dataset whose annex is not initialised here; run: git -C ${c.dir} annex init`);
+    await execa('git', ['annex', 'init', '-q'], { cwd: c.dir, env: ENV });
     const sub03 = x.datums.find((y) => y.datum === 'sub-03')!;
     const [cmd, ...args] = sub03.rerun.split(' ');
     await execa(cmd!, args, { cwd: c.dir, env: ENV });
