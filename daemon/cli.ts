@@ -18,7 +18,7 @@ import { openDataset, type Dataset } from './dataset.js';
 import { installHooks, uninstallHooks } from './hooks.js';
 import { planAtHead, schedule, type ScheduleReport } from './scheduler.js';
 import { ResultStore } from './result-store.js';
-import { fetchAllSharedResults, gitRemotes, pushSharedResults, RESULTS_REF } from './results-ref.js';
+import { fetchAllSharedResults, gitRemotes, pushSharedResults, RESULTS_REF, sharingReminder } from './results-ref.js';
 import { explain } from './explain.js';
 import { toProv, type Explanation } from './core/provenance.js';
 import { attributeCost, forecastPlan, type CostReport, type Forecast } from './core/cost.js';
@@ -297,8 +297,13 @@ export function buildProgram(): Command {
         if (run.state === 'failed' || !run.report) throw new MinipachError(`the daemon's schedule failed: ${run.error ?? 'no report'}`);
         report = run.report;
       } else {
+        // A plain clone: results come from and go to the remotes' results refs around the run (a daemon with
+        // a `remote` moves them with the branch itself, see branch.ts and the committer).
+        const fetchProblems = await fetchAllSharedResults(ds);
         report = await schedule(ds, { jobs: o.jobs, onProgress: progress });
         bar?.stop();
+        const reminder = await sharingReminder(ds);
+        report = { ...report, warnings: [...fetchProblems, ...report.warnings, ...(reminder ? [reminder] : [])] };
       }
       if (o.json) out(JSON.stringify(report, null, 2));
       else printReport(report);

@@ -68,8 +68,7 @@ export class Committer {
     const repo = this.ds.repo;
     const current = await repo.resolve(this.ds.ref);
     if (current !== head) throw new BranchMovedError(this.ds.ref, head);
-    const linkTrees = new Map<string, LsTreeEntry[]>();
-    for (const l of links) linkTrees.set(l.plan.marker, await this.linkedEntries(l));
+    const linkTrees = await this.linkedEntries(links);
     const markerBlobs = new Map<string, string>();
     for (const p of [...computed.map((c) => c.plan), ...links.map((l) => l.plan)]) {
       markerBlobs.set(p.marker, await repo.writeBlob(markerContent(p.pipeline, p.name, p.key)));
@@ -148,22 +147,31 @@ export class Committer {
     return this.ds.remote ? pushSharedResults(this.ds, this.ds.remote) : undefined;
   }
 
-  /** The source result's outputs, placed at this datum's path (annex links re-pointed for the new depth). */
-  private async linkedEntries(l: LinkRequest): Promise<LsTreeEntry[]> {
-    const { entries, dir: srcDir } = (await resultOutputs(this.ds, [l.source])).get(l.source)!;
-    const links = await this.ds.repo.readBlobs(entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => e.oid));
-    const out: LsTreeEntry[] = [];
-    for (const e of entries) {
-      const rel = srcDir === e.path ? '' : e.path.slice(srcDir.length + 1);
-      const dest = rel ? `${l.plan.outputDir}/${rel}` : l.plan.outputDir;
-      let oid = e.oid;
-      const target = links.get(e.oid)?.toString('utf8');
-      if (e.mode === MODE_SYMLINK && target !== undefined) {
-        const retargeted = retargetAnnexLink(target, dest);
-        if (retargeted !== target) oid = await this.ds.repo.writeBlob(retargeted);
+  /**
+   * Marker -> the source result's outputs, placed at the linking datum's path (annex links re-pointed for
+   * the new depth). The sources' trees and link targets are read in one go for all links.
+   */
+  private async linkedEntries(links: readonly LinkRequest[]): Promise<Map<string, LsTreeEntry[]>> {
+    const outputs = await resultOutputs(this.ds, links.map((l) => l.source));
+    const symlinks = [...outputs.values()].flatMap((o) => o.entries.filter((e) => e.mode === MODE_SYMLINK));
+    const targets = await this.ds.repo.readBlobs(symlinks.map((e) => e.oid));
+    const placed = new Map<string, LsTreeEntry[]>();
+    for (const l of links) {
+      const { entries, dir: srcDir } = outputs.get(l.source)!;
+      const out: LsTreeEntry[] = [];
+      for (const e of entries) {
+        const rel = srcDir === e.path ? '' : e.path.slice(srcDir.length + 1);
+        const dest = rel ? `${l.plan.outputDir}/${rel}` : l.plan.outputDir;
+        let oid = e.oid;
+        const target = targets.get(e.oid)?.toString('utf8');
+        if (e.mode === MODE_SYMLINK && target !== undefined) {
+          const retargeted = retargetAnnexLink(target, dest);
+          if (retargeted !== target) oid = await this.ds.repo.writeBlob(retargeted);
+        }
+        out.push({ ...e, path: dest, oid });
       }
-      out.push({ ...e, path: dest, oid });
+      placed.set(l.plan.marker, out);
     }
-    return out;
+    return placed;
   }
 }

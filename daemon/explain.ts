@@ -12,13 +12,12 @@
 import { UsageError } from './errors.js';
 import { pool } from './pool.js';
 import { runUnchecked } from './adapters/process.js';
-import { annexKeyFromLinkTarget } from './core/content-key.js';
 import { BOOKKEEPING_DIR, datumNameOfMarker, datumOutputs, markerPath, outputDir } from './core/identity.js';
 import { parseDataladRecord, parseRecords } from './core/record.js';
 import type { ExplainedDatum, ExplainedFile, Explanation } from './core/provenance.js';
 import type { ResultRecord } from './core/results.js';
-import { MODE_SYMLINK } from './core/tree.js';
 import type { Dataset } from './dataset.js';
+import { SnapshotReader } from './snapshot.js';
 
 export async function explain(ds: Dataset, filePath: string, rev: string): Promise<Explanation> {
   const commit = await ds.repo.resolve(rev);
@@ -38,17 +37,20 @@ class Explainer {
   /** Datums whose explanation has been started (each is explained once, by whoever finds it first). */
   private readonly started = new Set<string>();
 
-  constructor(private readonly ds: Dataset) {}
+  private readonly reader: SnapshotReader;
+
+  constructor(private readonly ds: Dataset) {
+    this.reader = new SnapshotReader(ds.repo);
+  }
 
   private git(args: string[]) {
     return runUnchecked(['git', ...args], { cwd: this.ds.dir });
   }
 
-  /** path -> content key (annex key or blob id) at `commit`, for files at or below `paths`. */
+  /** path -> content key, as datum keys record it, at `commit`, for files at or below `paths`. */
   async keysAt(commit: string, paths: readonly string[]): Promise<Map<string, string>> {
-    const entries = await this.ds.repo.lsTree(commit, paths);
-    const links = await this.ds.repo.readBlobs(entries.filter((x) => x.mode === MODE_SYMLINK).map((x) => x.oid));
-    return new Map(entries.map((x) => [x.path, (x.mode === MODE_SYMLINK && annexKeyFromLinkTarget(links.get(x.oid)?.toString('utf8') ?? '')) || x.oid]));
+    const keys = await this.reader.keysOf(await this.ds.repo.lsTree(commit, paths));
+    return new Map([...keys].map(([e, k]) => [e.path, k.contentKey]));
   }
 
   /** The last commit (from `commit` back) that changed each path, in one history walk per batch. */

@@ -9,11 +9,10 @@ import path from 'node:path';
 import { runUnchecked } from './adapters/process.js';
 import { BATCH_TITLE_PREFIX, parseRecords, RUN_TITLE_PREFIX } from './core/record.js';
 import { buildIndex, type FailureRecord, type ResultIndex, type ResultRecord } from './core/results.js';
-import { annexKeyFromLinkTarget } from './core/content-key.js';
 import { datumOutputs, outputDir } from './core/identity.js';
-import { MODE_SYMLINK } from './core/tree.js';
 import type { LsTreeEntry } from './adapters/git.js';
 import type { Dataset } from './dataset.js';
+import type { SnapshotReader } from './snapshot.js';
 import { reachableCopies } from './annex.js';
 import { addSharedResults, readSharedRecords, resultRefs, RESULTS_REF, type SharedResult } from './results-ref.js';
 
@@ -78,8 +77,8 @@ export class ResultStore {
     const records = await this.scan(head);
     await writeJsonAtomic(this.cacheFile, { version: 1, head, records } satisfies IndexCache);
     await writeJsonAtomic(this.sharedCacheFile, { version: 1, refs: {} } satisfies SharedCache);
-    const tip = await this.ds.repo.resolve(RESULTS_REF);
-    const inRef = new Set(tip ? (await readSharedRecords(this.ds, tip)).map((r) => r.key) : []);
+    // Read once here, in full; the load below then reads only what was added.
+    const inRef = new Set(((await this.sharedByRef()).get(RESULTS_REF) ?? []).map((r) => r.key));
     const missing = [...new Map(records.filter((r) => r.kind === 'computed' && !inRef.has(r.key)).map((r) => [r.key, r])).values()];
     await addSharedResults(this.ds, await this.sharedForm(missing));
     return { index: await this.load(head), added: missing.length };
@@ -95,9 +94,16 @@ export class ResultStore {
     }));
   }
 
+  /** The records of every results ref, one result per key (results of one key are interchangeable). */
   private async sharedRecords(): Promise<ResultRecord[]> {
+    const seen = new Set<string>();
+    return [...(await this.sharedByRef()).values()].flat().filter((r) => !seen.has(r.key) && seen.add(r.key));
+  }
+
+  /** Results ref -> its records, read incrementally from the cache. */
+  private async sharedByRef(): Promise<Map<string, ResultRecord[]>> {
     const refs = await resultRefs(this.ds);
-    if (!refs.length) return [];
+    if (!refs.length) return new Map();
     const cache = (await readJson<SharedCache>(this.sharedCacheFile)) ?? { version: 1, refs: {} };
     const next: SharedCache = { version: 1, refs: {} };
     for (const { ref, commit } of refs) {
@@ -111,10 +117,7 @@ export class ResultStore {
     if (refs.some(({ ref, commit }) => cache.refs?.[ref]?.commit !== commit) || Object.keys(cache.refs ?? {}).length !== refs.length) {
       await writeJsonAtomic(this.sharedCacheFile, next);
     }
-    const seen = new Set<string>();
-    return Object.values(next.refs)
-      .flatMap((r) => r.records)
-      .filter((r) => !seen.has(r.key) && seen.add(r.key));
+    return new Map(Object.entries(next.refs).map(([ref, r]) => [ref, r.records]));
   }
 
   private async records(head: string): Promise<ResultRecord[]> {
@@ -187,21 +190,16 @@ export async function resultOutputs(ds: Dataset, records: readonly ResultRecord[
  * remotes has (see reachableCopies): datum key -> why. Linking them would put keys on the branch that
  * nobody here can get, so they are computed again instead.
  */
-export async function unavailableResults(ds: Dataset, sources: readonly ResultRecord[]): Promise<Map<string, string>> {
+export async function unavailableResults(ds: Dataset, sources: readonly ResultRecord[], reader: SnapshotReader): Promise<Map<string, string>> {
   const unique = [...new Map(sources.map((s) => [s.key, s])).values()];
   if (!unique.length) return new Map();
   const outputs = await resultOutputs(ds, unique);
-  const links = [...outputs.values()].flatMap((o) => o.entries.filter((e) => e.mode === MODE_SYMLINK));
-  const targets = await ds.repo.readBlobs(links.map((e) => e.oid));
-  const annexKeys = new Map<ResultRecord, string[]>();
-  for (const r of unique) {
-    const keys = outputs.get(r)!.entries.filter((e) => e.mode === MODE_SYMLINK).map((e) => annexKeyFromLinkTarget(targets.get(e.oid)?.toString('utf8') ?? ''));
-    annexKeys.set(r, keys.filter((k): k is string => k !== undefined));
-  }
+  const keys = await reader.keysOf([...outputs.values()].flatMap((o) => o.entries));
+  const annexKeys = new Map(unique.map((r) => [r, outputs.get(r)!.entries.flatMap((e) => keys.get(e)?.annexKey ?? [])]));
   const copies = await reachableCopies(ds, [...new Set([...annexKeys.values()].flat())]);
   const out = new Map<string, string>();
-  for (const [r, keys] of annexKeys) {
-    const lost = keys.filter((k) => !copies.get(k));
+  for (const [r, rKeys] of annexKeys) {
+    const lost = rKeys.filter((k) => !copies.get(k));
     if (lost.length) out.set(r.key, `its content (${lost[0]}${lost.length > 1 ? ` and ${lost.length - 1} more` : ''}) cannot be retrieved from this clone or any of its remotes`);
   }
   return out;

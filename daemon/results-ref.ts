@@ -118,7 +118,6 @@ export async function readSharedRecords(ds: Dataset, commit: string, since?: str
       inputs: r.inputs,
       resources: r.resources,
       outputsAt: { commit, dir: `${keyDir(r.key)}/out` },
-      shared: true,
     });
   }
   return out;
@@ -139,10 +138,7 @@ export async function addSharedResults(ds: Dataset, results: readonly SharedResu
     for (const r of fresh) {
       const dir = keyDir(r.record.key);
       changes.push({ path: `${dir}/record.json`, mode: '100644', oid: await ds.repo.writeBlob(JSON.stringify(r.record, null, 1) + '\n') });
-      for (const e of r.outputs) {
-        const rel = e.path === r.outputDir ? path.posix.basename(e.path) : e.path.slice(r.outputDir.length + 1);
-        changes.push({ path: `${dir}/out/${rel}`, mode: e.mode, oid: e.oid });
-      }
+      for (const e of r.outputs) changes.push({ path: `${dir}/out/${e.path.slice(r.outputDir.length + 1)}`, mode: e.mode, oid: e.oid });
     }
     const runCommits = [...new Set(fresh.map((r) => r.record.run_commit))];
     const message = `minipach results: ${fresh.length} result${fresh.length === 1 ? '' : 's'}\n\n${fresh.map((r) => `  ${r.record.pipeline}/${r.record.datum || '.'} ${r.record.key.slice(0, 12)}`).join('\n')}\n`;
@@ -195,16 +191,16 @@ export async function fetchAllSharedResults(ds: Dataset): Promise<string[]> {
   return problems.filter((p): p is string => p !== undefined);
 }
 
-/** The git remotes whose results ref lacks some of this clone's results (as last fetched). */
-export async function unsharedRemotes(ds: Dataset): Promise<string[]> {
+/** A reminder when some git remote's results ref (as last fetched) lacks results of this clone, or none. */
+export async function sharingReminder(ds: Dataset): Promise<string | undefined> {
   const tip = await ds.repo.resolve(RESULTS_REF);
-  if (!tip) return [];
-  const out: string[] = [];
+  if (!tip) return undefined;
+  const unshared: string[] = [];
   for (const r of await gitRemotes(ds)) {
     const theirs = await ds.repo.resolve(`${REMOTE_RESULTS_PREFIX}${r}/results`);
-    if (!theirs || (await git(ds, ['merge-base', '--is-ancestor', tip, theirs])).exitCode !== 0) out.push(r);
+    if (!theirs || (await git(ds, ['merge-base', '--is-ancestor', tip, theirs])).exitCode !== 0) unshared.push(r);
   }
-  return out;
+  return unshared.length ? `results not shared with ${unshared.join(', ')} yet; to let other clones reuse them: minipach share (pushes ${RESULTS_REF})` : undefined;
 }
 
 /**

@@ -13,7 +13,6 @@ import { runCompute, writeLog, type ComputeOutcome } from './executor.js';
 import type { PipelineSpec } from './core/spec.js';
 import type { TransformIdentity } from './core/identity.js';
 import { ResultStore, unavailableResults } from './result-store.js';
-import { fetchAllSharedResults, RESULTS_REF, unsharedRemotes } from './results-ref.js';
 import { SnapshotReader } from './snapshot.js';
 import { pool } from './pool.js';
 
@@ -33,7 +32,7 @@ export async function planAtHead(ds: Dataset, reader = new SnapshotReader(ds.rep
   const [specs, index] = await Promise.all([reader.readSpecs(snapshot), store.load(head)]);
   const plan = planDataset({ snapshot, specs, index });
   const sources = plan.pipelines.flatMap((p) => p.datums).flatMap((d) => (d.action === 'link' && d.source && !('pending' in d.source) ? [d.source] : []));
-  const unavailable = await unavailableResults(ds, sources);
+  const unavailable = await unavailableResults(ds, sources, reader);
   if (!unavailable.size) return { plan, head, index };
   const checked = withUnavailable(index, unavailable);
   return { plan: planDataset({ snapshot, specs, index: checked }), head, index: checked };
@@ -105,8 +104,6 @@ export interface ScheduleOptions {
   readonly jobs?: number;
   /** Where compute jobs run. @defaultValue a LocalRunner of `jobs` width */
   readonly runner?: ComputeRunner;
-  /** Fetch the results refs of the dataset's git remotes first (when it has no `remote` of its own). @defaultValue true */
-  readonly fetchShared?: boolean;
   /** Called as compute jobs start and finish. */
   readonly onProgress?: (event: { done: number; total: number; datum: string }) => void;
 }
@@ -131,8 +128,6 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
   const fresh = new Map<string, FreshResult>();
   let moves = 0;
   let last: PlanAtHead;
-  // A clone with a `remote` fetches the results ref with the branch (syncBranch); a plain clone from all remotes.
-  if (!ds.remote && opts.fetchShared !== false) warnings.push(...(await fetchAllSharedResults(ds)));
 
   for (;;) {
     const syncWarning = await syncBranch(ds);
@@ -220,10 +215,6 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     moves = 0;
   }
   await runner.finished?.(last.plan);
-  if (!ds.remote) {
-    const unshared = await unsharedRemotes(ds);
-    if (unshared.length) warnings.push(`results not shared with ${unshared.join(', ')} yet; to let other clones reuse them: minipach share (pushes ${RESULTS_REF})`);
-  }
   return report(ds, last, outcomes, warnings, started);
 }
 

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SpecError } from './errors.js';
-import { GitRepo } from './adapters/git.js';
+import { GitRepo, type LsTreeEntry } from './adapters/git.js';
 import { runUnchecked } from './adapters/process.js';
 import { annexKeyFromLinkTarget, annexKeyFromPointer, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from './core/content-key.js';
 import { loadSpec, SPEC_FILE, type PipelineSpec } from './core/spec.js';
@@ -29,19 +29,7 @@ export class SnapshotReader {
    */
   private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<TreeEntry[]> {
     const listing = await repo.lsTree(commit);
-    const unknown: string[] = [];
-    for (const e of listing) {
-      if (e.type !== 'blob' || this.annexKeys.has(e.oid)) continue;
-      if (e.mode === MODE_SYMLINK || (e.size !== undefined && e.size <= MAX_POINTER_SIZE)) unknown.push(e.oid);
-      else this.annexKeys.set(e.oid, null);
-    }
-    if (unknown.length) {
-      const blobs = await repo.readBlobs([...new Set(unknown)]);
-      for (const oid of unknown) {
-        const text = blobs.get(oid)?.toString('utf8') ?? '';
-        this.annexKeys.set(oid, annexKeyFromLinkTarget(text) ?? annexKeyFromPointer(text) ?? null);
-      }
-    }
+    await this.learnAnnexKeys(listing, repo);
     const entries: TreeEntry[] = [];
     for (const e of listing) {
       if (e.type === 'tree') continue;
@@ -56,6 +44,36 @@ export class SnapshotReader {
       entries.push({ path: p, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey, subdatasets });
     }
     return entries;
+  }
+
+  /** Reads the blobs that may name an annex key (symlinks, small files that may be pointers), once per blob id. */
+  private async learnAnnexKeys(listing: readonly LsTreeEntry[], repo: GitRepo): Promise<void> {
+    const unknown: string[] = [];
+    for (const e of listing) {
+      if (e.type !== 'blob' || this.annexKeys.has(e.oid)) continue;
+      if (e.mode === MODE_SYMLINK || (e.size !== undefined && e.size <= MAX_POINTER_SIZE)) unknown.push(e.oid);
+      else this.annexKeys.set(e.oid, null);
+    }
+    if (!unknown.length) return;
+    const blobs = await repo.readBlobs([...new Set(unknown)]);
+    for (const oid of unknown) {
+      const text = blobs.get(oid)?.toString('utf8') ?? '';
+      this.annexKeys.set(oid, annexKeyFromLinkTarget(text) ?? annexKeyFromPointer(text) ?? null);
+    }
+  }
+
+  /**
+   * The keys of some files, as a snapshot would give them (without reading the whole tree): `annexKey` for
+   * annexed files (locked or unlocked), `contentKey` as datum keys record it.
+   */
+  async keysOf(entries: readonly LsTreeEntry[]): Promise<Map<LsTreeEntry, { contentKey: string; annexKey?: string }>> {
+    await this.learnAnnexKeys(entries, this.repo);
+    return new Map(
+      entries.map((e) => {
+        const annexKey = this.annexKeys.get(e.oid) ?? undefined;
+        return [e, { contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey }];
+      }),
+    );
   }
 
   /**

@@ -9,8 +9,6 @@
 import type { InputFingerprint, TransformIdentity } from './identity.js';
 import type { ResourceUsage, ResultRecord, TransformFields } from './results.js';
 
-export type { TransformFields };
-
 export const RUN_TITLE_PREFIX = '[DATALAD RUNCMD] minipach ';
 export const BATCH_TITLE_PREFIX = '[minipach] ';
 const RUN_BEGIN = '=== Do not change lines below ===\n';

@@ -43,8 +43,6 @@ export interface ResultRecord {
   readonly resources?: ResourceUsage;
   /** Where the output files can be read, when not at `commit:pipeline/datum` (a shared result). */
   readonly outputsAt?: { readonly commit: string; readonly dir: string };
-  /** Known from a results ref (results-ref.ts), not from this branch's history. */
-  readonly shared?: boolean;
 }
 
 export interface FailureRecord {
