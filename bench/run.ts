@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { QueueEvents, type ConnectionOptions } from 'bullmq';
 import { execa } from 'execa';
-import { QUEUE_NAME } from '../daemon/queue.js';
-import { redisOptions } from '../daemon/redis.js';
+import { QUEUE_NAME } from '../daemon/queue/datum-queue.js';
+import { redisOptions } from '../daemon/adapters/redis.js';
 import { changeOneFile, ENV, plainFiles, planningDataset, runDataset, subjects } from './workloads.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;

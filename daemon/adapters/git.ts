@@ -2,8 +2,12 @@
  * Git access in minipach's own verbs: list a commit's tree, read blobs in bulk, write a commit from a base
  * tree plus changes, move a ref only if it is where we expect. Parsers are pure and exported for tests.
  */
-import { run, runBuffer, runUnchecked } from './process.js';
-import { BranchMovedError } from '../errors.js';
+import { run, runBuffer, runUnchecked, type RunResult } from './process.js';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { BranchMovedError, MinipachError } from '../core/errors.js';
+import { ZERO_OID } from '../core/tree.js';
 
 export interface LsTreeEntry {
   readonly mode: string;
@@ -51,45 +55,175 @@ export interface IndexChange {
   readonly oid?: string;
 }
 
-const ZERO_OID = '0000000000000000000000000000000000000000';
+/** How a push ended: `rejected` means someone else's commit got there first (fetch, re-plan, try again). */
+export type PushOutcome = { readonly status: 'ok' } | { readonly status: 'rejected' | 'failed'; readonly message: string };
 
+/** How a fetch ended. */
+export interface FetchOutcome {
+  readonly ok: boolean;
+  readonly timedOut: boolean;
+  /** The last lines of git's stderr, when it failed. */
+  readonly message: string;
+}
+
+export interface FetchOptions {
+  /** Give up after this long (a remote that hangs must not hang a plan). */
+  readonly timeoutMs?: number;
+  /** Never prompt for credentials or host keys (no terminal is there to answer). */
+  readonly noPrompt?: boolean;
+  readonly noTags?: boolean;
+}
+
+const lastLines = (s: string, n: number) => s.trim().split('\n').slice(-n).join(' ');
+
+/**
+ * One git repository. `gitDir` pins GIT_DIR: for a subdataset that may not be installed, whose directory
+ * would otherwise resolve to the enclosing repository.
+ */
 export class GitRepo {
-  constructor(readonly dir: string) {}
+  private gitDirPath?: string;
 
-  git(args: readonly string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<string> {
-    return run(['git', ...args], { cwd: this.dir, ...opts });
+  constructor(readonly dir: string, private readonly explicitGitDir?: string) {}
+
+  /** Runs git here; throws ProcessError on failure. For the verbs below, not for callers outside adapters/. */
+  private git(args: readonly string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<string> {
+    return run(['git', ...args], { cwd: this.dir, ...opts, env: { ...this.env(), ...opts.env } });
+  }
+
+  private gitUnchecked(args: readonly string[], opts: { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult<string>> {
+    return runUnchecked(['git', ...args], { cwd: this.dir, ...opts, env: { ...this.env(), ...opts.env } });
+  }
+
+  private env(): Record<string, string> {
+    return this.explicitGitDir ? { GIT_DIR: this.explicitGitDir } : {};
+  }
+
+  /** Clones `url` into `dir` without a checkout (`shared`: borrow the source's objects). */
+  static async clone(url: string, dir: string, opts: { shared?: boolean } = {}): Promise<GitRepo> {
+    const r = await runUnchecked(['git', 'clone', '-q', '--no-checkout', ...(opts.shared ? ['--shared'] : []), url, dir]);
+    if (r.exitCode !== 0) throw new MinipachError(`could not clone ${url}: ${r.stderr.trim()}`);
+    return new GitRepo(dir);
+  }
+
+  /** The repository at or above `dir`: its root (the git dir of a bare one), or undefined when none. */
+  static async find(dir: string): Promise<{ root: string; bare: boolean } | undefined> {
+    const r = await runUnchecked(['git', 'rev-parse', '--is-bare-repository', '--show-toplevel'], { cwd: dir }).catch(() => undefined);
+    if (!r || r.exitCode !== 0) {
+      // A bare repository has no top level, and rev-parse fails on --show-toplevel there.
+      const b = await runUnchecked(['git', 'rev-parse', '--is-bare-repository'], { cwd: dir }).catch(() => undefined);
+      return b?.exitCode === 0 && b.stdout.trim() === 'true' ? { root: dir, bare: true } : undefined;
+    }
+    const [bare, top] = r.stdout.trim().split('\n');
+    return bare === 'true' ? { root: dir, bare: true } : { root: top!, bare: false };
   }
 
   /** Every file of `commit`, or only those at or below `paths` (taken literally, not as globs). */
   async lsTree(commit: string, paths?: readonly string[]): Promise<LsTreeEntry[]> {
     if (paths && !paths.length) return [];
-    const out = await runBuffer(['git', '--literal-pathspecs', 'ls-tree', '-r', '-z', '-l', '--full-tree', commit, ...(paths ? ['--', ...paths] : [])], { cwd: this.dir });
+    const out = await runBuffer(['git', '--literal-pathspecs', 'ls-tree', '-r', '-z', '-l', '--full-tree', commit, ...(paths ? ['--', ...paths] : [])], { cwd: this.dir, env: this.env() });
     return parseLsTree(out);
+  }
+
+  /** The directories of `commit` (recursively, or only `paths` among them). */
+  async lsTreeDirs(commit: string, paths?: readonly string[]): Promise<string[]> {
+    const out = await this.git(['ls-tree', '-d', ...(paths ? [] : ['-r']), '--name-only', commit, ...(paths ? ['--', ...paths] : [])]);
+    return out.split('\n').filter(Boolean);
+  }
+
+  /** Files added between two commits (`diff-tree --diff-filter=A`), with their blob ids. */
+  async addedFiles(since: string, commit: string): Promise<{ path: string; oid: string }[]> {
+    const fields = (await this.git(['diff-tree', '-r', '-z', '--no-renames', '--diff-filter=A', since, commit])).split('\0');
+    const out: { path: string; oid: string }[] = [];
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const oid = fields[i]!.split(' ')[3];
+      if (oid) out.push({ path: fields[i + 1]!, oid });
+    }
+    return out;
   }
 
   async readBlobs(oids: readonly string[]): Promise<Map<string, Buffer>> {
     if (!oids.length) return new Map();
-    const out = await runBuffer(['git', 'cat-file', '--batch'], { cwd: this.dir, input: oids.join('\n') + '\n' });
+    const out = await runBuffer(['git', 'cat-file', '--batch'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() });
     return parseCatFileBatch(out);
   }
 
   async resolve(rev: string): Promise<string | undefined> {
-    const r = await runUnchecked(['git', 'rev-parse', '-q', '--verify', `${rev}^{commit}`], { cwd: this.dir });
-    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+    const r = await this.gitUnchecked(['rev-parse', '-q', '--verify', `${rev}^{commit}`]).catch(() => undefined);
+    return r?.exitCode === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /** The root tree of a commit, or undefined when the commit is not here. */
+  async treeOf(commit: string): Promise<string | undefined> {
+    const r = await this.gitUnchecked(['rev-parse', '-q', '--verify', `${commit}^{tree}`]).catch(() => undefined);
+    return r?.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+  }
+
+  /** Whether `a` is an ancestor of (or equal to) `b`. */
+  async isAncestor(a: string, b: string): Promise<boolean> {
+    return (await this.gitUnchecked(['merge-base', '--is-ancestor', a, b])).exitCode === 0;
   }
 
   /** The branch HEAD points at (`main`), or undefined when detached. */
   async currentBranch(): Promise<string | undefined> {
-    const r = await runUnchecked(['git', 'symbolic-ref', '-q', '--short', 'HEAD'], { cwd: this.dir });
+    const r = await this.gitUnchecked(['symbolic-ref', '-q', '--short', 'HEAD']);
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
   }
 
+  /** The first local branch by name, for a clone with a detached HEAD. */
+  async firstBranch(): Promise<string | undefined> {
+    return (await this.git(['for-each-ref', '--count=1', '--format=%(refname:short)', 'refs/heads/'])).trim() || undefined;
+  }
+
   async gitDir(): Promise<string> {
-    return (await this.git(['rev-parse', '--absolute-git-dir'])).trim();
+    this.gitDirPath ??= (await this.git(['rev-parse', '--absolute-git-dir'])).trim();
+    return this.gitDirPath;
+  }
+
+  /** The hooks directory (core.hooksPath respected). */
+  async hooksDir(): Promise<string> {
+    return path.resolve(this.dir, (await this.git(['rev-parse', '--git-path', 'hooks'])).trim());
+  }
+
+  /** A config value, or undefined when unset. */
+  async config(key: string): Promise<string | undefined> {
+    const r = await this.gitUnchecked(['config', '--get', key]);
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /** name -> value of the config keys matching `regexp`. */
+  async configMatching(regexp: string): Promise<Map<string, string>> {
+    const out = (await this.gitUnchecked(['config', '--get-regexp', regexp])).stdout;
+    return new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const));
+  }
+
+  async setConfig(key: string, value: string): Promise<void> {
+    await this.git(['config', key, value]);
+  }
+
+  /** The URL of a git remote, or undefined when there is no such remote. */
+  async remoteUrl(remote: string): Promise<string | undefined> {
+    const r = await this.gitUnchecked(['remote', 'get-url', remote]).catch(() => undefined);
+    return r?.exitCode === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /** The git remotes that have a URL (annex special remotes have none). */
+  async remotes(): Promise<string[]> {
+    return [...(await this.configMatching('^remote\\..*\\.url$')).keys()].map((k) => k.slice('remote.'.length, -'.url'.length));
+  }
+
+  /** The value of a git attribute for a path (`unspecified` when none applies). */
+  async attribute(name: string, file: string): Promise<string> {
+    return (await this.git(['check-attr', name, '--', file])).trim().split(': ').pop() ?? 'unspecified';
   }
 
   async writeBlob(content: string | Buffer): Promise<string> {
     return (await this.git(['hash-object', '-w', '--stdin'], { input: content })).trim();
+  }
+
+  /** A commit's full message, or undefined when the commit is not here. */
+  async commitMessage(commit: string): Promise<string | undefined> {
+    const r = await this.gitUnchecked(['show', '-s', '--format=%B', commit]);
+    return r.exitCode === 0 ? r.stdout : undefined;
   }
 
   /** `%H\x1f%B\x1e` records of the commits in `range` whose title matches one of `titlePrefixes`. */
@@ -106,27 +240,134 @@ export class GitRepo {
       });
   }
 
+  /** The last commit (from `commit` back) that changed each of `paths`, in one history walk per 200 paths. */
+  async lastChanges(commit: string, paths: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (let i = 0; i < paths.length; i += 200) {
+      const batch = paths.slice(i, i + 200);
+      const out = (await this.gitUnchecked(['log', '--format=%x1e%H', '--name-only', '--no-renames', commit, '--', ...batch])).stdout;
+      for (const rec of out.split('\x1e')) {
+        const [sha, ...files] = rec.split('\n').filter(Boolean);
+        for (const f of files) if (sha && !found.has(f)) found.set(f, sha);
+        if (batch.every((p) => found.has(p))) break;
+      }
+    }
+    return found;
+  }
+
   /**
    * Builds a commit on `parent` by applying `changes` to its tree through a private index file (never the
    * user's index, no checkout); no parent: on an empty tree. `otherParents` follow it (a merge). Returns
    * the new commit id.
    */
-  async commitChanges(parent: string | undefined, changes: readonly IndexChange[], message: string, indexFile: string, otherParents: readonly string[] = []): Promise<string> {
-    const env = { GIT_INDEX_FILE: indexFile };
-    await run(['git', 'read-tree', ...(parent ? [parent] : ['--empty'])], { cwd: this.dir, env });
-    const info = changes.map((c) => (c.mode && c.oid ? `${c.mode} ${c.oid}\t${c.path}` : `0 ${ZERO_OID}\t${c.path}`)).join('\n');
-    if (info) await run(['git', 'update-index', '-z', '--index-info'], { cwd: this.dir, env, input: info.replace(/\n/g, '\0') + '\0' });
-    const tree = (await run(['git', 'write-tree'], { cwd: this.dir, env })).trim();
-    const parents = [...(parent ? [parent] : []), ...otherParents];
-    return (await run(['git', 'commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-F', '-'], { cwd: this.dir, input: message })).trim();
+  async commitChanges(parent: string | undefined, changes: readonly IndexChange[], message: string, otherParents: readonly string[] = []): Promise<string> {
+    const dir = path.join(await this.gitDir(), 'minipach');
+    await mkdir(dir, { recursive: true });
+    const env = { GIT_INDEX_FILE: path.join(dir, `index-${process.pid}-${randomBytes(4).toString('hex')}`) };
+    try {
+      await this.git(['read-tree', ...(parent ? [parent] : ['--empty'])], { env });
+      const info = changes.map((c) => (c.mode && c.oid ? `${c.mode} ${c.oid}\t${c.path}` : `0 ${ZERO_OID}\t${c.path}`));
+      if (info.length) await this.git(['update-index', '-z', '--index-info'], { env, input: info.join('\0') + '\0' });
+      const tree = (await this.git(['write-tree'], { env })).trim();
+      const parents = [...(parent ? [parent] : []), ...otherParents];
+      return (await this.git(['commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-F', '-'], { input: message })).trim();
+    } finally {
+      await rm(env.GIT_INDEX_FILE, { force: true });
+    }
+  }
+
+  /**
+   * Compare-and-swap: moves `ref` to `next` only if it is at `expected` (undefined: only if it does not
+   * exist). False when someone else moved it first.
+   */
+  async casRef(ref: string, next: string, expected: string | undefined, reason: string): Promise<boolean> {
+    const r = await this.gitUnchecked(['update-ref', '-m', reason, ref, next, expected ?? ZERO_OID]);
+    if (r.exitCode === 0) return true;
+    if ((await this.resolve(ref)) !== expected) return false;
+    throw new MinipachError(`git update-ref ${ref} failed in ${this.dir}: ${r.stderr.trim()}`);
   }
 
   /** Moves `ref` from `expected` to `next`; throws BranchMovedError when someone moved it meanwhile. */
-  async moveRef(ref: string, next: string, expected: string, reason: string): Promise<void> {
-    const r = await runUnchecked(['git', 'update-ref', '-m', reason, ref, next, expected], { cwd: this.dir });
-    if (r.exitCode !== 0) {
-      if ((await this.resolve(ref)) !== expected) throw new BranchMovedError(ref, expected);
-      throw new Error(`git update-ref ${ref} failed: ${r.stderr.trim()}`);
-    }
+  async moveRef(ref: string, next: string, expected: string | undefined, reason: string): Promise<void> {
+    if (!(await this.casRef(ref, next, expected, reason))) throw new BranchMovedError(ref, expected ?? ZERO_OID);
+  }
+
+  /** Sets a ref unconditionally (a remote-tracking copy of what we just pushed). */
+  async setRef(ref: string, commit: string): Promise<void> {
+    await this.git(['update-ref', ref, commit]);
+  }
+
+  /** Deletes refs (those already gone are fine). */
+  async deleteRefs(refs: readonly string[]): Promise<void> {
+    if (refs.length) await this.gitUnchecked(['update-ref', '--stdin'], { input: refs.map((r) => `delete ${r}\n`).join('') });
+  }
+
+  /** ref -> commit of the refs matching `patterns` (for-each-ref patterns). */
+  async refs(patterns: readonly string[]): Promise<{ ref: string; commit: string }[]> {
+    const out = await this.git(['for-each-ref', '--format=%(refname) %(objectname)', ...patterns]);
+    return out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [ref, commit] = l.split(' ');
+        return { ref: ref!, commit: commit! };
+      });
+  }
+
+  /** Fetches refspecs from a remote. */
+  async fetch(remote: string, refspecs: readonly string[], opts: FetchOptions = {}): Promise<FetchOutcome> {
+    const env: Record<string, string> = opts.noPrompt
+      ? { GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: process.env['GIT_SSH_COMMAND'] ?? 'ssh -o BatchMode=yes -o ConnectTimeout=10' }
+      : {};
+    const r = await this.gitUnchecked(['fetch', '-q', ...(opts.noTags ? ['--no-tags'] : []), remote, ...refspecs], { env, timeoutMs: opts.timeoutMs });
+    return { ok: r.exitCode === 0 && !r.timedOut, timedOut: r.timedOut, message: lastLines(r.stderr, 2) };
+  }
+
+  /** Pushes refspecs (never forced unless a refspec says `+`). */
+  async push(remote: string, refspecs: readonly string[]): Promise<PushOutcome> {
+    const r = await this.gitUnchecked(['push', '-q', '--porcelain', remote, ...refspecs]);
+    if (r.exitCode === 0) return { status: 'ok' };
+    const text = r.stdout + r.stderr;
+    const message = lastLines(r.stderr || r.stdout, 3);
+    // A plain push is refused when the remote's ref is not an ancestor of ours: someone pushed meanwhile.
+    const rejected = /\[rejected\]|non-fast-forward|fetch first|\[remote rejected\].*(cannot lock|failed to update)/.test(text);
+    return { status: rejected ? 'rejected' : 'failed', message };
+  }
+
+  /**
+   * Brings the checked-out working tree and index from `oldHead` to `newHead` as a fast-forward would
+   * (`read-tree -m -u`, a two-way merge: local changes are kept, and a conflicting one stops the update).
+   * Returns git's complaint when it refused.
+   */
+  async followCheckout(oldHead: string, newHead: string): Promise<string | undefined> {
+    const r = await this.gitUnchecked(['read-tree', '-m', '-u', oldHead, newHead]);
+    return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n')[0] ?? 'refused';
+  }
+
+  /** Adds a detached worktree at `commit` without checking anything out. */
+  async addWorktree(dir: string, commit: string): Promise<GitRepo> {
+    await this.git(['worktree', 'add', '--no-checkout', '--detach', dir, commit]);
+    return new GitRepo(dir);
+  }
+
+  /** Forgets worktrees whose directories are gone. */
+  async pruneWorktrees(): Promise<void> {
+    await this.gitUnchecked(['worktree', 'prune']);
+  }
+
+  /** Checks out only the files matching gitignore-style `patterns` (in a worktree made without checkout). */
+  async sparseCheckout(patterns: readonly string[]): Promise<void> {
+    await this.git(['sparse-checkout', 'set', '--no-cone', '--stdin'], { input: patterns.join('\n') + '\n' });
+    await this.git(['checkout', '-q']);
+  }
+
+  /** Checks out `commit` with a detached HEAD. */
+  async checkoutDetached(commit: string): Promise<void> {
+    await this.git(['checkout', '-q', '--detach', commit]);
+  }
+
+  /** The commit HEAD points at. */
+  async head(): Promise<string> {
+    return (await this.git(['rev-parse', 'HEAD'])).trim();
   }
 }

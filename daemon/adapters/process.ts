@@ -2,8 +2,9 @@
  * The one place that starts processes. Commands are data (argv built by pure functions elsewhere); this
  * module runs them and turns failures into ProcessError.
  */
+import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { ProcessError } from '../errors.js';
+import { ProcessError } from '../core/errors.js';
 
 export interface RunOptions {
   readonly cwd?: string;
@@ -104,4 +105,19 @@ export async function runBuffer(argv: readonly string[], opts: RunOptions = {}):
   const { r } = await exec(argv, opts, 'buffer');
   if (r.exitCode !== 0) throw new ProcessError(argv, r.exitCode, Buffer.from(r.stderr as unknown as Uint8Array).toString());
   return Buffer.from(r.stdout as unknown as Uint8Array);
+}
+
+/** A kernel setting (`sysctl -n NAME`), or undefined when it cannot be read. */
+export async function sysctl(name: string): Promise<string | undefined> {
+  const r = await runUnchecked(['sysctl', '-n', name]).catch(() => undefined);
+  return r?.exitCode === 0 ? r.stdout.trim() || undefined : undefined;
+}
+
+/** A system configuration value (`getconf NAME`), read once at start-up; `fallback` when it cannot be. */
+export function getconf(name: string, fallback: number): number {
+  try {
+    return Number(execFileSync('getconf', [name], { encoding: 'utf8' }).trim()) || fallback;
+  } catch {
+    return fallback;
+  }
 }

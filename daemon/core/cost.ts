@@ -8,7 +8,7 @@
  * CPU time (not reserved cores), and a price is CPU-hours times a configured cost per CPU-hour.
  */
 import type { Plan } from './plan.js';
-import type { ResultIndex, ResultRecord } from './results.js';
+import type { ResultIndex, ResultRecord } from './result-index.js';
 
 export type ForecastBasis = 'history' | 'previous transform' | 'no history';
 

@@ -3,7 +3,7 @@
  * Redis, no processes. Every datum gets an action and a reason, in the spirit of Pachyderm's skip rule
  * ("skip a datum if it is current and succeeded before") and redun's explained cache misses.
  */
-import { SpecError } from '../errors.js';
+import { SpecError } from './errors.js';
 import { createDatums, DatumCollision, type Datum, type RepoView } from './datums.js';
 import {
   BOOKKEEPING_DIR,
@@ -18,7 +18,7 @@ import {
   type InputFingerprint,
   type TransformIdentity,
 } from './identity.js';
-import type { FailureRecord, ResultIndex, ResultRecord } from './results.js';
+import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 

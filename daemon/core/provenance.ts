@@ -5,7 +5,7 @@
  * activity that used its input files and generated its output files, and a linked datum is an activity of
  * its own that was informed by the run it reused. minipach is the software agent associated with each.
  */
-import type { ResourceUsage, TransformFields } from './results.js';
+import type { ResourceUsage, TransformFields } from './result-index.js';
 
 export interface ExplainedFile {
   readonly path: string;

@@ -7,7 +7,7 @@
  * Links and removals are batched into one commit with a `[minipach]` title and a JSON block.
  */
 import type { InputFingerprint, TransformIdentity } from './identity.js';
-import type { ResourceUsage, ResultRecord, TransformFields } from './results.js';
+import type { ResourceUsage, ResultRecord, TransformFields } from './result-index.js';
 
 export const RUN_TITLE_PREFIX = '[DATALAD RUNCMD] minipach ';
 export const BATCH_TITLE_PREFIX = '[minipach] ';

@@ -5,7 +5,7 @@
  */
 import AjvModule, { type ErrorObject } from 'ajv/dist/2020.js';
 import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node as YamlNode } from 'yaml';
-import { SpecError } from '../errors.js';
+import { SpecError } from './errors.js';
 import { compileGlob, expandCaptureTemplate, GlobSyntaxError, type CompiledGlob } from './glob.js';
 import { SPEC_SCHEMA } from './spec-schema.js';
 import { normalizeDatasetPath } from './tree.js';

@@ -5,6 +5,11 @@
 
 export const MODE_SYMLINK = '120000';
 export const MODE_GITLINK = '160000';
+/** git's all-zero object id: "no commit" in ref updates, hooks and webhooks (a deletion or a creation). */
+export const ZERO_OID = '0000000000000000000000000000000000000000';
+
+/** Whether an id is git's all-zero id (any length: some sources abbreviate it). */
+export const isZeroOid = (oid: string): boolean => /^0+$/.test(oid);
 
 export interface SubdatasetRef {
   readonly path: string;

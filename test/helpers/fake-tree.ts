@@ -2,7 +2,7 @@ import { gitBlobOid } from '../../daemon/core/hash.js';
 import { markerContent } from '../../daemon/core/identity.js';
 import { loadSpec, type PipelineSpec } from '../../daemon/core/spec.js';
 import { makeSnapshot, type TreeEntry, type TreeSnapshot } from '../../daemon/core/tree.js';
-import { SpecError } from '../../daemon/errors.js';
+import { SpecError } from '../../daemon/core/errors.js';
 
 /** A snapshot from `path -> content key`; markers are given as `{ marker: [pipeline, datum, key] }`. */
 export function fakeSnapshot(files: Record<string, string>, markers: [string, string, string][] = [], commit = 'c'.repeat(40)): TreeSnapshot {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createDatums } from '../../daemon/core/datums.js';
 import { datumEnv } from '../../daemon/core/command.js';
 import { planDataset } from '../../daemon/core/plan.js';
-import { EMPTY_INDEX } from '../../daemon/core/results.js';
+import { EMPTY_INDEX } from '../../daemon/core/result-index.js';
 import { entriesUnder } from '../../daemon/core/tree.js';
 import { fakeSnapshot, specOf, specs } from '../helpers/fake-tree.js';
 

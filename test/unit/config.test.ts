@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../daemon/config.js';
+import { ConfigError, parseConfig } from '../../daemon/server/config.js';
 
 describe('daemon configuration', () => {
   const file = '/etc/minipach/config.yml';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { attributeCost, forecastPlan, median } from '../../daemon/core/cost.js';
 import { planDataset } from '../../daemon/core/plan.js';
-import { buildIndex, EMPTY_INDEX, type ResultRecord } from '../../daemon/core/results.js';
+import { buildIndex, EMPTY_INDEX, type ResultRecord } from '../../daemon/core/result-index.js';
 import { fakeSnapshot, specs } from '../helpers/fake-tree.js';
 
 const COUNT = 'input: { pfs: { repo: raw, glob: "/sub-*" } }\ntransform: { cmd: [sh, -c], stdin: [wc -c] }\n';

@@ -2,8 +2,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { buildProgram } from '../../daemon/cli.js';
-import { parseConfig } from '../../daemon/config.js';
+import { buildProgram } from '../../daemon/cli/main.js';
+import { parseConfig } from '../../daemon/server/config.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const compose = parse(readFileSync(`${root}compose.yaml`, 'utf8')) as {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planDataset, type Plan } from '../../daemon/core/plan.js';
-import { buildIndex, EMPTY_INDEX, type ResultRecord } from '../../daemon/core/results.js';
+import { buildIndex, EMPTY_INDEX, type ResultRecord } from '../../daemon/core/result-index.js';
 import { inputFingerprints } from '../../daemon/core/identity.js';
 import { fakeSnapshot, specs } from '../helpers/fake-tree.js';
 

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadSpec } from '../../daemon/core/spec.js';
 import { SPEC_SCHEMA } from '../../daemon/core/spec-schema.js';
-import { SpecError } from '../../daemon/errors.js';
+import { SpecError } from '../../daemon/core/errors.js';
 
 const err = (yaml: string): SpecError => {
   const r = loadSpec('fs/spec.yml', yaml);

@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { objectPath, parseGiteaEvent, parseMinioRecords, verifyBearer, verifyGiteaSignature } from '../../daemon/webhooks.js';
-import { parseHookEvent } from '../../daemon/spool.js';
+import { objectPath, parseGiteaEvent, parseMinioRecords, verifyBearer, verifyGiteaSignature } from '../../daemon/sources/webhooks.js';
+import { parseHookEvent } from '../../daemon/sources/spool.js';
 
 const FIXTURES = new URL('../../../shared/fixtures/', import.meta.url).pathname;
 const fixture = (name: string) => readFileSync(FIXTURES + name);

@@ -1,0 +1,101 @@
+/**
+ * git-annex in minipach's verbs: get content, copy it to a remote, find where content is, and put a file
+ * into the object store under its key. Keys are asked about in one batch process, never one by one.
+ */
+import { GitRepo } from './git.js';
+import { run, runUnchecked } from './process.js';
+
+/** git-annex's uuid for content on the web (URLs recorded with addurl / registerurl). */
+const WEB_UUID = '00000000-0000-0000-0000-000000000001';
+
+/** How an annex operation that may fail for reasons outside our control ended. */
+export interface AnnexOutcome {
+  readonly ok: boolean;
+  /** git-annex's own words when it failed (the last lines of stderr). */
+  readonly message: string;
+}
+
+const outcome = (r: { exitCode?: number; stderr: string }): AnnexOutcome => ({ ok: r.exitCode === 0, message: r.stderr.trim().split('\n').slice(-3).join(' ') });
+
+export class Annex {
+  readonly repo: GitRepo;
+
+  constructor(readonly dir: string) {
+    this.repo = new GitRepo(dir);
+  }
+
+  private annex(args: readonly string[], input?: string) {
+    return runUnchecked(['git', 'annex', ...args], { cwd: this.dir, input });
+  }
+
+  /** Whether `git annex init` has run in this repository. */
+  async initialised(): Promise<boolean> {
+    return (await this.repo.config('annex.uuid')) !== undefined;
+  }
+
+  /** `git annex init`, with hard links from a local origin (annex objects are read-only, so safe to share). */
+  async init(description: string, { hardlink = false } = {}): Promise<void> {
+    const r = await this.annex(['init', '-q', description]);
+    if (r.exitCode !== 0) throw new Error(`git annex init failed in ${this.dir}: ${r.stderr.trim()}`);
+    if (hardlink) await this.repo.setConfig('annex.hardlink', 'true');
+  }
+
+  /** Gets the content of paths (files or directories) from wherever a copy is. */
+  async get(paths: readonly string[]): Promise<AnnexOutcome> {
+    return outcome(await this.annex(['get', '-q', '--', ...paths]));
+  }
+
+  /** Copies the content of paths to a remote. */
+  async copyTo(remote: string, paths: readonly string[]): Promise<AnnexOutcome> {
+    return outcome(await this.annex(['copy', '-q', '--to', remote, '--', ...paths]));
+  }
+
+  /** Copies the content of keys to a remote. */
+  async copyKeysTo(remote: string, keys: readonly string[]): Promise<AnnexOutcome> {
+    return outcome(await this.annex(['copy', '-q', '--to', remote, ...keys.flatMap((k) => ['--key', k])]));
+  }
+
+  /** The absolute path of a key's content here, getting it from a remote first when it is not here. */
+  async contentFile(key: string): Promise<string | undefined> {
+    const where = async () => {
+      const r = await this.annex(['contentlocation', key]);
+      return r.exitCode === 0 && r.stdout.trim() ? `${this.dir}/${r.stdout.trim()}` : undefined;
+    };
+    const here = await where();
+    if (here) return here;
+    await this.annex(['get', '-q', '--key', key]);
+    return where();
+  }
+
+  /**
+   * Moves a file into the object store under the key the dataset's backend gives it (`backend`: the
+   * `annex.backend` attribute of its path, if any). Returns the key and the object's path below
+   * `.git/annex/objects/`.
+   */
+  async store(file: string, backend?: string): Promise<{ key: string; objectPath: string }> {
+    const key = (await run(['git', 'annex', 'calckey', ...(backend ? [`--backend=${backend}`] : []), file], { cwd: this.dir })).trim();
+    await run(['git', 'annex', 'setkey', key, file], { cwd: this.dir });
+    const objectPath = (await run(['git', 'annex', 'examinekey', '--format=${hashdirmixed}${key}/${key}', key], { cwd: this.dir })).trim();
+    return { key, objectPath };
+  }
+
+  /**
+   * Annex key -> how many places this clone can get its content from: itself, its remotes, the web.
+   * By git-annex's location log (dead repositories excluded). A copy in a repository that is not one of this
+   * clone's remotes (a colleague's laptop) does not count: `datalad get` could not reach it.
+   */
+  async reachableCopies(keys: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!keys.length) return out;
+    const remotes = new Set((await this.repo.configMatching('^remote\\..*\\.annex-uuid$')).values());
+    const r = await this.annex(['whereis', '--json', '--batch-keys'], keys.join('\n') + '\n');
+    for (const line of r.stdout.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      type Copy = { uuid: string; here: boolean; urls?: string[] };
+      const j = JSON.parse(line) as { key?: string; whereis?: Copy[]; untrusted?: Copy[] };
+      const copies = [...(j.whereis ?? []), ...(j.untrusted ?? [])].filter((c) => c.here || remotes.has(c.uuid) || (c.uuid === WEB_UUID && c.urls?.length));
+      if (j.key) out.set(j.key, copies.length);
+    }
+    return out;
+  }
+}

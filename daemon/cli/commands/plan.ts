@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import { openDataset } from '../../adapters/dataset.js';
+import { forecastPlan } from '../../core/cost.js';
+import { fetchAllSharedResults } from '../../results/shared-ref.js';
+import { planAtHead } from '../../schedule/plan-at-head.js';
+import { cpuHourCost, cpuHourCostOption } from '../options.js';
+import { out, planJson, printForecast, printPlan } from '../printers.js';
+
+export function register(program: Command): void {
+  program
+    .command('plan')
+    .description('show what schedule would do, and why, with a forecast of its cost; changes nothing on the branch')
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--branch <name>', 'branch to plan (default: the checked-out branch)')
+    .addOption(cpuHourCostOption())
+    .option('--no-fetch', "do not fetch the remotes' shared results first")
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
+      const ds = await openDataset(dir, o.branch);
+      const warnings = o.fetch ? await fetchAllSharedResults(ds) : [];
+      const { plan, index } = await planAtHead(ds);
+      const forecast = forecastPlan(plan, index, await cpuHourCost(ds, o.cpuHourCost));
+      if (o.json) out(JSON.stringify({ ...planJson(plan), forecast, warnings }, null, 2));
+      else {
+        printPlan(plan);
+        printForecast(forecast);
+        for (const w of warnings) out(`warning: ${w}`);
+      }
+      process.exitCode = plan.pipelines.some((p) => p.status === 'invalid') ? 2 : 0;
+    });
+}

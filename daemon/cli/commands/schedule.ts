@@ -1,0 +1,77 @@
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { openDataset, type Dataset } from '../../adapters/dataset.js';
+import { MinipachError } from '../../core/errors.js';
+import { fetchAllSharedResults, sharingReminder } from '../../results/shared-ref.js';
+import type { ScheduleReport } from '../../schedule/report.js';
+import { schedule } from '../../schedule/scheduler.js';
+import { findDaemon, type Registration } from '../../server/registration.js';
+import { DaemonClient } from '../daemon-client.js';
+import { jobsOption } from '../options.js';
+import { out, printReport } from '../printers.js';
+
+interface ScheduleFlags {
+  branch?: string;
+  jobs: number;
+  wait: boolean;
+  local?: boolean;
+  json?: boolean;
+}
+
+type Progress = (p: { done: number; total: number; datum: string }) => void;
+
+export function register(program: Command): void {
+  program
+    .command('schedule')
+    .description('plan, run the datums that need it, and commit their results to the branch (through the daemon when one serves the dataset)')
+    .argument('[dataset]', 'dataset directory', '.')
+    .option('--branch <name>', 'branch that receives results (default: the checked-out branch)')
+    .addOption(jobsOption())
+    .option('--no-wait', 'with a daemon: return once the jobs are queued')
+    .option('--local', 'compute in this process even when a daemon serves the dataset')
+    .option('--json', 'print a JSON report')
+    .action(async (dir: string, o: ScheduleFlags) => {
+      const ds = await openDataset(dir, o.branch);
+      const bar = !o.json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'computing {bar} {value}/{total} {datum}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+      let started = false;
+      const progress: Progress = ({ done, total, datum }) => {
+        if (!bar || !total) return;
+        if (!started || done === 0) (bar.start(total, done, { datum }), (started = true));
+        else bar.update(done, { datum });
+        if (done === total) (bar.stop(), (started = false));
+      };
+      const daemon = o.local ? undefined : await findDaemon(ds);
+      const report = daemon ? await throughDaemon(ds, daemon, o, progress) : await here(ds, o, progress);
+      bar?.stop();
+      if (!report) return;
+      if (o.json) out(JSON.stringify(report, null, 2));
+      else printReport(report);
+      process.exitCode = report.errors.length ? 2 : report.counts.failed || report.counts.blocked ? 1 : 0;
+    });
+}
+
+/** One code path: the daemon runs the same schedule() with its queue as the runner. Undefined: --no-wait returned early. */
+async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport | undefined> {
+  const client = new DaemonClient(daemon.url);
+  const queued = await client.schedule({ dir: ds.dir, branch: ds.branch });
+  const run = await client.waitFor(queued.id, { untilEnqueued: !o.wait, onProgress: (r) => progress({ ...r.progress, datum: '' }) });
+  if (!o.wait && run.state !== 'done' && run.state !== 'failed') {
+    if (o.json) out(JSON.stringify(run, null, 2));
+    else if (run.state === 'queued') out(`run ${run.id} on ${daemon.url} is queued behind the schedule in progress; follow it with: minipach status`);
+    else out(`run ${run.id} on ${daemon.url}: ${run.progress.total} datum job(s) queued; follow it with: minipach status`);
+    return undefined;
+  }
+  if (run.state === 'failed' || !run.report) throw new MinipachError(`the daemon's schedule failed: ${run.error ?? 'no report'}`);
+  return run.report;
+}
+
+/**
+ * In this process. A plain clone: results come from and go to the remotes' results refs around the run (a
+ * daemon with a `remote` moves them with the branch itself, see results/branch.ts and the committer).
+ */
+async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport> {
+  const fetchProblems = await fetchAllSharedResults(ds);
+  const report = await schedule(ds, { jobs: o.jobs, onProgress: progress });
+  const reminder = await sharingReminder(ds);
+  return { ...report, warnings: [...fetchProblems, ...report.warnings, ...(reminder ? [reminder] : [])] };
+}

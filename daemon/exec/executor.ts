@@ -1,0 +1,136 @@
+/**
+ * Runs one compute job: a scratch checkout of the dataset at the job's base commit (scratch.ts), `datalad
+ * run` in it, and the outputs it committed read once and handed on; then the checkout is dropped.
+ */
+import path from 'node:path';
+import { PathEscapeError } from '../core/errors.js';
+import type { LsTreeEntry } from '../adapters/git.js';
+import { dataladRun } from '../adapters/datalad.js';
+import { buildCommand } from '../core/command.js';
+import { annexKeyFromLinkTarget } from '../core/content-key.js';
+import { datumLabel } from '../core/datum-label.js';
+import type { Datum } from '../core/datums.js';
+import { datumOutputs } from '../core/identity.js';
+import type { DataladRunRecord } from '../core/record.js';
+import type { ResourceUsage } from '../core/result-index.js';
+import type { PipelineSpec } from '../core/spec.js';
+import { MODE_SYMLINK, normalizeDatasetPath } from '../core/tree.js';
+import type { Dataset } from '../adapters/dataset.js';
+import { CommandSampler, round, type CommandUsage } from './resources.js';
+import { installSubdatasets, scratchCheckout } from './scratch.js';
+
+export interface ComputeJob {
+  readonly spec: PipelineSpec;
+  readonly datum: Datum;
+  readonly key: string;
+  readonly outputDir: string;
+  readonly baseCommit: string;
+}
+
+export type ComputeOutcome =
+  | {
+      readonly ok: true;
+      /** The run commit (or the base commit, when datalad made none because the outputs came out unchanged). */
+      readonly commit: string;
+      /** The datum's output files as committed by the run (read once here, handed to the committer). */
+      readonly outputs: readonly LsTreeEntry[];
+      readonly record: DataladRunRecord;
+      readonly resources: ResourceUsage;
+      readonly log: string;
+    }
+  | {
+      readonly ok: false;
+      readonly exit?: number;
+      readonly reason: string;
+      readonly stderrTail: string;
+      readonly resources: ResourceUsage;
+      readonly log: string;
+      /** Set when the command ran into its datum_timeout. */
+      readonly timedOut?: boolean;
+      /** Set when trying again cannot help (an output escaping the dataset): no retries. */
+      readonly permanent?: boolean;
+    };
+
+/** What `datalad run` is asked to do for a job: its inputs (and code) are got, its output directory saved. */
+export function dataladRunRequest(job: ComputeJob) {
+  return {
+    message: `minipach ${datumLabel(job.spec.name, job.datum.name)}`,
+    inputs: [...new Set([...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code])],
+    outputs: [job.outputDir],
+    command: buildCommand(job.spec, job.datum, job.outputDir),
+  };
+}
+
+export interface ComputeHooks {
+  /**
+   * Runs in the scratch checkout after a successful run, before it is dropped: a worker publishes the run
+   * commit and the outputs' content from here. Throwing fails the datum.
+   */
+  readonly afterRun?: (checkout: string, commit: string, outputs: readonly LsTreeEntry[]) => Promise<void>;
+  /** Called with the pid of the command's process group as it starts (a worker records it for clean-up). */
+  readonly onSpawn?: (pid: number) => void;
+}
+
+export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHooks = {}): Promise<ComputeOutcome> {
+  const started = Date.now();
+  let usage: CommandUsage | undefined;
+  const resources = (): ResourceUsage => ({
+    wall: round((Date.now() - started) / 1000),
+    ...(usage ? { commandWall: usage.wall, cpu: usage.cpu, maxRssKiB: usage.maxRssKiB } : {}),
+  });
+  let checkout: Awaited<ReturnType<typeof scratchCheckout>> | undefined;
+  try {
+    const paths = [...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir];
+    checkout = await scratchCheckout(ds, job.baseCommit, paths, job.key.slice(0, 12));
+    const problem = await installSubdatasets(ds, checkout.dir, job.datum);
+    if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
+
+    let sampler: CommandSampler | undefined;
+    const onSpawn = (pid: number) => {
+      sampler = new CommandSampler(pid).start();
+      hooks.onSpawn?.(pid);
+    };
+    const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;
+    const r = await dataladRun(checkout.dir, dataladRunRequest(job), { detached: true, timeoutMs, onSpawn }).finally(() => {
+      usage = sampler?.stop();
+    });
+    const runResult = r.results.find((x) => x.action === 'run');
+    const log = `$ ${r.argv.join(' ')}\n${r.commandOutput}\n--- stderr ---\n${r.stderr}`;
+    const stderrTail = tail(r.stderr.split('\n').filter((l) => !l.startsWith('[INFO]')).join('\n'));
+    if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
+    if (!runResult || runResult.status !== 'ok' || r.results.some((x) => x.status === 'error') || r.exitCode !== 0) {
+      const exit = runResult?.exit_code;
+      return { ok: false, exit, reason: exit !== undefined ? `exit ${exit}` : `datalad run failed (exit ${r.exitCode})`, stderrTail, resources: resources(), log };
+    }
+    // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
+    const outputsCommit = await checkout.repo.head();
+    const outputs = datumOutputs(await ds.repo.lsTree(outputsCommit, [job.outputDir]), job.spec.name, job.outputDir);
+    const escape = await findEscapingOutput(ds, job, outputs);
+    if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log, permanent: true };
+    await hooks.afterRun?.(checkout.dir, outputsCommit, outputs);
+    return { ok: true, commit: outputsCommit, outputs, record: runResult.run_info!, resources: resources(), log };
+  } catch (e) {
+    // One datum's broken set-up fails that datum, never the whole schedule.
+    const reason = `could not run: ${(e as Error).message}`;
+    return { ok: false, reason, stderrTail: '', resources: resources(), log: reason };
+  } finally {
+    await checkout?.remove();
+  }
+}
+
+/** An output symlink that leads out of the dataset (annex links are fine), as an error; nothing of it is committed. */
+async function findEscapingOutput(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[]): Promise<PathEscapeError | undefined> {
+  const entries = outputs.filter((e) => e.mode === MODE_SYMLINK);
+  const targets = await ds.repo.readBlobs(entries.map((e) => e.oid));
+  for (const e of entries) {
+    const target = targets.get(e.oid)?.toString('utf8') ?? '';
+    if (annexKeyFromLinkTarget(target)) continue;
+    const resolved = target.startsWith('/') ? undefined : normalizeDatasetPath(path.posix.join(path.posix.dirname(e.path), target));
+    if (resolved === undefined) return new PathEscapeError(`${e.path} -> ${target}`, `output of ${datumLabel(job.spec.name, job.datum.name)}`);
+  }
+  return undefined;
+}
+
+function tail(s: string, lines = 20): string {
+  return s.trim().split('\n').slice(-lines).join('\n');
+}

@@ -1,0 +1,226 @@
+/**
+ * `minipach worker`: takes datum jobs from the queue and computes them, on this machine or any other that
+ * reaches Redis and the dataset's origin. It keeps one clone per dataset (no checkout of its own: every job
+ * gets a sparse scratch checkout of it at the job's base commit, holding only that datum's inputs), and
+ * hands each result back as a commit on `refs/minipach/runs/<key>` of the origin plus the outputs' annexed
+ * content copied there. Nothing reaches the branch from here: the daemon's committer does that.
+ *
+ * Crash safety comes from BullMQ: a worker killed mid-job stops renewing the job's lock, the job is moved
+ * back to waiting and another try starts from a fresh checkout; the dead try never handed anything in.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { RedisConnection } from '../adapters/redis.js';
+import { Annex } from '../adapters/annex.js';
+import { GitRepo } from '../adapters/git.js';
+import { isAlive } from '../adapters/process.js';
+import { datumLabel } from '../core/datum-label.js';
+import { startQueueWorker, PermanentFailure, type WorkerJob } from '../queue/queue-worker.js';
+import { runRef } from '../results/branch.js';
+import { loadSpec } from '../core/spec.js';
+import { SpecError } from '../core/errors.js';
+import { openDataset, type Dataset } from '../adapters/dataset.js';
+import { runCompute } from './executor.js';
+import type { DatumJobData, DatumJobResult } from '../queue/datum-queue.js';
+
+export interface WorkerOptions {
+  readonly connection: RedisConnection;
+  /** @defaultValue "minipach" */
+  readonly prefix?: string;
+  /** Jobs run at once. @defaultValue 1 */
+  readonly concurrency?: number;
+  /** Clones live in a slot of this directory. @defaultValue `$XDG_CACHE_HOME/minipach/worker` */
+  readonly stateDir?: string;
+  /**
+   * Milliseconds a job's lock lasts without renewal: how soon a job of a killed worker runs again.
+   * @defaultValue 30000 (BullMQ's default)
+   */
+  readonly lockDurationMs?: number;
+  readonly log?: (msg: string) => void;
+}
+
+export interface RunningWorker {
+  readonly name: string;
+  /** Finishes the jobs in hand (or hands them back, past the grace time), then stops. */
+  close(): Promise<void>;
+}
+
+/** Log text kept with a job: enough to see what went wrong, bounded so Redis does not fill up with logs. */
+const LOG_LIMIT = 64 * 1024;
+const clip = (s: string) => (s.length > LOG_LIMIT ? `[... ${s.length - LOG_LIMIT} bytes cut]\n` + s.slice(-LOG_LIMIT) : s);
+
+export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  const log = opts.log ?? (() => undefined);
+  const slot = await claimSlot(opts.stateDir ?? defaultStateDir());
+  const name = `${os.hostname()}/${path.basename(slot.dir)}/${process.pid}`;
+  const clones = new Clones(slot.dir, name);
+  const worker = await startQueueWorker(
+    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, lockDurationMs: opts.lockDurationMs, name, onError: (e) => log(`worker: ${e.message}`) },
+    (job) => processJob(job, clones, slot, name, log),
+  );
+  return {
+    name,
+    async close() {
+      await worker.close();
+      await slot.release();
+    },
+  };
+}
+
+async function processJob(job: WorkerJob, clones: Clones, slot: Slot, name: string, log: (m: string) => void): Promise<DatumJobResult> {
+  const d = job.data;
+  const label = datumLabel(d.pipeline, d.datumName);
+  log(`${label}: try ${job.attempt} (${d.key.slice(0, 12)})`);
+  const spec = loadSpec(d.specFile, d.specSource);
+  if (spec instanceof SpecError) throw new PermanentFailure(spec.message);
+  const ds = await clones.get(d.dataset, d.origin);
+  await clones.ensureCommit(ds, d.baseCommit);
+
+  let group: number | undefined;
+  const outcome = await runCompute(
+    ds,
+    { spec, datum: d.datum, key: d.key, outputDir: d.outputDir, baseCommit: d.baseCommit },
+    { afterRun: (checkout, commit) => handIn(ds, checkout, commit, d), onSpawn: (pid) => slot.track((group = pid)) },
+  ).finally(() => group && slot.untrack(group));
+  await job.log(clip(outcome.log));
+  if (outcome.ok) {
+    log(`${label}: done`);
+    return { commit: outcome.commit, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources, log: clip(outcome.log), worker: name };
+  }
+  log(`${label}: ${outcome.reason}`);
+  await job.recordFailedTry({ reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, timedOut: outcome.timedOut, log: clip(outcome.log) });
+  throw outcome.permanent ? new PermanentFailure(outcome.reason) : new Error(outcome.reason);
+}
+
+/**
+ * Hands a result in: the run commit to a private ref of the origin, then the outputs' annexed content.
+ * Both are retried a few times: pushes of several workers (and people) into one repository can collide on
+ * its ref locks, and a collision is no reason to compute the datum again.
+ */
+async function handIn(ds: Dataset, checkout: string, commit: string, d: DatumJobData): Promise<void> {
+  await withRetries(`hand the result in to ${d.origin}`, async () => {
+    const r = await ds.repo.push('origin', [`+${commit}:${runRef(d.key)}`]);
+    return { ok: r.status === 'ok', message: r.status === 'ok' ? '' : r.message };
+  });
+  // Files kept in git travel with the commit; annexed ones are copied (only those whose content is here).
+  await withRetries(`copy the outputs' content to ${d.origin}`, () => new Annex(checkout).copyTo('origin', [d.outputDir]));
+}
+
+async function withRetries(what: string, attempt: () => Promise<{ ok: boolean; message: string }>): Promise<void> {
+  for (let i = 1; ; i++) {
+    const r = await attempt();
+    if (r.ok) return;
+    if (i === 4) throw new Error(`could not ${what}: ${r.message}`);
+    await new Promise((res) => setTimeout(res, 200 * i));
+  }
+}
+
+/** One clone per dataset origin inside the worker's slot, made on first use and fetched as jobs need. */
+class Clones {
+  private readonly opened = new Map<string, Promise<Dataset>>();
+  private readonly fetches = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly dir: string, private readonly name: string) {}
+
+  get(dataset: string, origin: string): Promise<Dataset> {
+    const id = `${dataset}\0${origin}`;
+    let ds = this.opened.get(id);
+    if (!ds) {
+      ds = this.open(dataset, origin);
+      this.opened.set(id, ds);
+      ds.catch(() => this.opened.delete(id));
+    }
+    return ds;
+  }
+
+  private async open(dataset: string, origin: string): Promise<Dataset> {
+    const dir = path.join(this.dir, dataset);
+    const existing = new GitRepo(dir);
+    const url = await existsDir(dir) ? await existing.remoteUrl('origin') : undefined;
+    if (url !== origin) {
+      // Missing, or a clone of another origin under the same dataset name: start over.
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(this.dir, { recursive: true });
+      await GitRepo.clone(origin, dir);
+      // Inputs from a local origin are hard-linked, not copied (annex objects are read-only).
+      await new Annex(dir).init(`minipach worker ${this.name}`, { hardlink: true });
+    } else {
+      // Scratch checkouts of a worker that died are of no use to anyone.
+      await existing.pruneWorktrees();
+    }
+    return openDataset(dir);
+  }
+
+  /** Fetches from the origin when the base commit is not here yet; fetches of one clone take turns. */
+  async ensureCommit(ds: Dataset, commit: string): Promise<void> {
+    if (await ds.repo.resolve(commit)) return;
+    const prev = this.fetches.get(ds.dir) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      if (await ds.repo.resolve(commit)) return;
+      const f = await ds.repo.fetch('origin', []);
+      if (!f.ok) throw new Error(`could not fetch from the origin: ${f.message}`);
+    });
+    this.fetches.set(ds.dir, next.catch(() => undefined));
+    await next;
+    if (!(await ds.repo.resolve(commit))) throw new PermanentFailure(`base commit ${commit.slice(0, 12)} is not in the origin any more (was the branch force-pushed?)`);
+  }
+}
+
+interface Slot {
+  readonly dir: string;
+  track(pid: number): void;
+  untrack(pid: number): void;
+  release(): Promise<void>;
+}
+
+const existsDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
+
+function defaultStateDir(): string {
+  return path.join(process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'minipach', 'worker');
+}
+
+/**
+ * Workers on one machine each claim a slot (a directory with a pid file), so two never share a clone.
+ * A slot whose owner died is taken over: process groups of its jobs still running are killed first, so a
+ * killed worker's orphaned command cannot keep writing into the clone.
+ */
+async function claimSlot(root: string): Promise<Slot> {
+  await mkdir(root, { recursive: true });
+  for (let n = 0; ; n++) {
+    const dir = path.join(root, `slot-${n}`);
+    await mkdir(dir, { recursive: true });
+    const owner = path.join(dir, 'owner.pid');
+    const pid = Number((await readFile(owner, 'utf8').catch(() => '')).trim());
+    if (pid && pid !== process.pid && isAlive(pid)) continue;
+    try {
+      await writeFile(owner, String(process.pid), pid ? {} : { flag: 'wx' });
+    } catch {
+      continue; // another worker claimed it just now
+    }
+    const groups = path.join(dir, 'groups');
+    await mkdir(groups, { recursive: true });
+    for (const g of await readdir(groups)) {
+      try {
+        process.kill(-Number(g), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      await rm(path.join(groups, g), { force: true });
+    }
+    return {
+      dir,
+      track(groupPid) {
+        // Synchronous, so a quick job's untrack cannot overtake its track.
+        writeFileSync(path.join(groups, String(groupPid)), '');
+      },
+      untrack(groupPid) {
+        rmSync(path.join(groups, String(groupPid)), { force: true });
+      },
+      async release() {
+        await rm(owner, { force: true });
+      },
+    };
+  }
+}

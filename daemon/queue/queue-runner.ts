@@ -1,0 +1,140 @@
+/**
+ * The queue as an executor: compute requests become datum jobs on BullMQ, and the runner waits for them to
+ * settle. Completion events wake the wait early; a sweep of all pending jobs every few seconds covers events
+ * missed while Redis was away, and re-adds a job that Redis lost (e.g. it was wiped), so no datum is ever
+ * left waiting for nothing.
+ */
+import type { Job, JobState } from 'bullmq';
+import type { Dataset } from '../adapters/dataset.js';
+import type { Plan } from '../core/plan.js';
+import type { ComputeOutcome } from '../exec/executor.js';
+import type { ComputeRequest, ComputeRunner } from '../exec/runner.js';
+import { dropRunRefs, fetchRunRefs } from '../results/branch.js';
+import { jobId, type DatumJobData, type DatumJobResult, type DatumQueue } from './datum-queue.js';
+
+/** Turns a settled job into the outcome the scheduler expects from any runner. */
+function outcomeOf(job: Job<DatumJobData, DatumJobResult>, state: JobState | 'unknown'): ComputeOutcome | undefined {
+  if (state === 'completed' && job.returnvalue) {
+    const r = job.returnvalue;
+    return { ok: true, commit: r.commit, outputs: r.outputs, record: r.record, resources: r.resources, log: r.log };
+  }
+  if (state === 'failed') {
+    const t = job.data.lastTry;
+    const reason = t?.reason ?? job.failedReason ?? 'failed';
+    const tries = job.attemptsMade > 1 ? ` (after ${job.attemptsMade} tries)` : '';
+    return { ok: false, reason: reason + tries, exit: t?.exit, stderrTail: t?.stderrTail ?? '', log: t?.log ?? reason, resources: { wall: 0 }, timedOut: t?.timedOut };
+  }
+  return undefined;
+}
+
+/** How often every pending job is looked at, besides the events that wake the wait early. */
+const SWEEP_MS = 2000;
+
+/** Runs compute requests on the queue and waits for them. */
+export class QueueRunner implements ComputeRunner {
+  /** Called once a round's jobs are all on the queue. */
+  onEnqueued?: () => void;
+
+  constructor(
+    private readonly q: DatumQueue,
+    private readonly ds: Dataset,
+    private readonly target: { readonly dataset: string; readonly origin: string },
+    /** Aborting stops waiting (the daemon is stopping); the jobs stay queued for the next start. */
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  async run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void> {
+    const pending = new Map<string, ComputeRequest>();
+    const dataOf = (r: ComputeRequest): DatumJobData => ({
+      dataset: this.target.dataset,
+      origin: this.target.origin,
+      baseCommit: r.baseCommit,
+      pipeline: r.plan.pipeline,
+      datumName: r.plan.name,
+      key: r.plan.key,
+      outputDir: r.plan.outputDir,
+      specFile: r.spec.file,
+      specSource: r.spec.source,
+      datum: r.plan.datum!,
+    });
+    for (const r of requests) pending.set(await this.q.enqueue(dataOf(r), r.spec.datumTries), r);
+    this.onEnqueued?.();
+    if (!pending.size) return;
+
+    let wake: (() => void) | undefined;
+    const woken = new Set<string>();
+    const onEvent = ({ jobId: id }: { jobId: string }) => {
+      if (!pending.has(id)) return;
+      woken.add(id);
+      wake?.();
+    };
+    this.q.events.on('completed', onEvent);
+    this.q.events.on('failed', onEvent);
+    try {
+      let lastSweep = 0;
+      while (pending.size) {
+        this.signal?.throwIfAborted();
+        const sweep = Date.now() - lastSweep >= SWEEP_MS;
+        const ids = sweep ? [...pending.keys()] : [...woken].filter((id) => pending.has(id));
+        woken.clear();
+        if (sweep) lastSweep = Date.now();
+        for (const id of ids) {
+          const r = pending.get(id)!;
+          const job = await this.q.get(id).catch(() => undefined);
+          if (!job) {
+            if (sweep) await this.q.enqueue(dataOf(r), r.spec.datumTries).catch(() => undefined);
+            continue;
+          }
+          const outcome = outcomeOf(job, await job.getState());
+          if (!outcome) continue;
+          if (outcome.ok && !(await this.hasCommit(outcome.commit))) {
+            // A result whose run commit is gone (its ref was dropped after an earlier integration that
+            // crashed before forgetting the job) cannot be integrated: compute it again.
+            await job.remove().catch(() => undefined);
+            await this.q.enqueue(dataOf(r), r.spec.datumTries);
+            continue;
+          }
+          pending.delete(id);
+          await settled(r, outcome);
+        }
+        if (pending.size && !woken.size) {
+          await new Promise<void>((res) => {
+            const done = () => {
+              clearTimeout(timer);
+              this.signal?.removeEventListener('abort', done);
+              res();
+            };
+            const timer = setTimeout(done, 250);
+            wake = done;
+            this.signal?.addEventListener('abort', done, { once: true });
+          });
+        }
+        wake = undefined;
+      }
+    } finally {
+      this.q.events.off('completed', onEvent);
+      this.q.events.off('failed', onEvent);
+    }
+  }
+
+  private async hasCommit(commit: string): Promise<boolean> {
+    if (this.ds.remote && (await this.ds.repo.resolve(commit)) === undefined) await fetchRunRefs(this.ds).catch(() => undefined);
+    return (await this.ds.repo.resolve(commit)) !== undefined;
+  }
+
+  /**
+   * Finished jobs whose results the settled plan already has on the branch (a crash came between
+   * integrating them and forgetting them) are forgotten now.
+   */
+  async finished(plan: Plan): Promise<void> {
+    const current = new Set(plan.pipelines.flatMap((p) => p.datums.filter((d) => d.action === 'skip').map((d) => d.key)));
+    const done = (await this.q.queue.getJobs(['completed'], 0, -1)).filter((j) => j && j.data.dataset === this.target.dataset && current.has(j.data.key));
+    if (done.length) await this.integrated(done.map((j) => j.data.key));
+  }
+
+  /** The results are on the branch: their jobs and handed-in run refs are no longer needed. */
+  async integrated(keys: readonly string[]): Promise<void> {
+    await Promise.allSettled(keys.map((k) => this.q.queue.remove(jobId(this.target.dataset, k))));
+    await dropRunRefs(this.ds, keys);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The branch that receives results, as the committer sees it: where a plan starts from (`syncBranch`) and
+ * how a new tip is published (`publishBranch`). Without a remote that is the local ref, moved with a
+ * compare-and-swap. With one, the remote is the shared truth: each plan starts from a fetch, results are
+ * pushed there first (a plain push, never forced, so anybody's commit that got there first makes it fail
+ * and the caller re-plans on top of it), and the local branch follows.
+ */
+import path from 'node:path';
+import { BranchMovedError, MinipachError } from '../core/errors.js';
+import { GitRepo } from '../adapters/git.js';
+import type { Dataset } from '../adapters/dataset.js';
+import { remoteResultsRefspec } from './shared-ref.js';
+
+/** Private refs where workers hand in their run commits, one per datum key. */
+export const RUN_REF_PREFIX = 'refs/minipach/runs/';
+
+export const runRef = (key: string) => `${RUN_REF_PREFIX}${key}`;
+
+const RUN_REFSPEC = `+${RUN_REF_PREFIX}*:${RUN_REF_PREFIX}*`;
+
+export class BranchDivergedError extends MinipachError {
+  override name = 'BranchDivergedError';
+  constructor(readonly ds: Dataset, local: string, remote: string) {
+    super(
+      `${ds.dir}: branch ${ds.branch} (${local.slice(0, 12)}) and ${ds.remote}/${ds.branch} (${remote.slice(0, 12)}) have diverged; ` +
+        `minipach only integrates on top of the remote. Bring the local branch in line, e.g. git -C ${ds.dir} merge ${ds.remote}/${ds.branch} && git -C ${ds.dir} push ${ds.remote} ${ds.branch}`,
+    );
+  }
+}
+
+/**
+ * Fetches the branch and the handed-in run commits from the remote and brings the local branch up to the
+ * remote's (a fast-forward; a working tree that has it checked out follows). No remote: nothing to do.
+ */
+export async function syncBranch(ds: Dataset): Promise<string | undefined> {
+  if (!ds.remote) return undefined;
+  const tracking = `refs/remotes/${ds.remote}/${ds.branch}`;
+  const f = await ds.repo.fetch(ds.remote, [`+refs/heads/*:refs/remotes/${ds.remote}/*`, RUN_REFSPEC, remoteResultsRefspec(ds.remote)]);
+  if (!f.ok) throw new MinipachError(`could not fetch from ${ds.remote} in ${ds.dir}: ${f.message}`);
+  const remoteHead = await ds.repo.resolve(tracking);
+  const local = await ds.repo.resolve(ds.ref);
+  if (!remoteHead || remoteHead === local) return undefined;
+  if (!local || (await ds.repo.isAncestor(local, remoteHead))) {
+    await ds.repo.moveRef(ds.ref, remoteHead, local, `minipach: fast-forward to ${ds.remote}/${ds.branch}`);
+    return local ? followInWorkingTree(ds, local, remoteHead) : undefined;
+  }
+  // Local is ahead: an earlier publish pushed nothing (the remote was unreachable). Push it now.
+  if (await ds.repo.isAncestor(remoteHead, local)) {
+    await pushBranch(ds, local);
+    return undefined;
+  }
+  throw new BranchDivergedError(ds, local, remoteHead);
+}
+
+/**
+ * Moves the branch from `expected` to `tip`. Throws BranchMovedError when somebody got there first (the
+ * caller re-plans on the new head and integrates again).
+ */
+export async function publishBranch(ds: Dataset, tip: string, expected: string, reason: string): Promise<string | undefined> {
+  if (ds.remote) await pushBranch(ds, tip);
+  await ds.repo.moveRef(ds.ref, tip, expected, reason);
+  return followInWorkingTree(ds, expected, tip);
+}
+
+async function pushBranch(ds: Dataset, tip: string): Promise<void> {
+  const r = await ds.repo.push(ds.remote!, [`${tip}:${ds.ref}`]);
+  if (r.status === 'ok') return ds.repo.setRef(`refs/remotes/${ds.remote}/${ds.branch}`, tip);
+  if (r.status === 'rejected') throw new BranchMovedError(`${ds.remote}/${ds.branch}`, tip);
+  throw new MinipachError(`could not push results to ${ds.remote} ${ds.branch} from ${ds.dir}: ${r.message}`);
+}
+
+/**
+ * The dataset's remote as workers and hooks see it: its URL, with a relative path made absolute (relative
+ * to the clone), and, when it is a repository on this machine, its git dir.
+ */
+export async function remoteLocation(ds: Dataset): Promise<{ url: string; localGitDir?: string } | undefined> {
+  if (!ds.remote) return undefined;
+  const raw = (await ds.repo.remoteUrl(ds.remote)) ?? '';
+  const remoteUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) && !raw.startsWith('file://');
+  const scpLike = /^[^/]+@[^:]+:/.test(raw);
+  if (remoteUrl || scpLike) return { url: raw };
+  const url = path.resolve(ds.dir, raw.replace(/^file:\/\//, ''));
+  const localGitDir = await new GitRepo(url).gitDir().catch(() => undefined);
+  return { url, localGitDir };
+}
+
+/** Fetches the run commits workers handed in to the remote. */
+export async function fetchRunRefs(ds: Dataset): Promise<void> {
+  if (!ds.remote) return;
+  const f = await ds.repo.fetch(ds.remote, [RUN_REFSPEC]);
+  if (!f.ok) throw new MinipachError(`could not fetch run results from ${ds.remote} in ${ds.dir}: ${f.message}`);
+}
+
+/** Deletes handed-in run refs once their results are on the branch (here, and on the remote). Best effort. */
+export async function dropRunRefs(ds: Dataset, keys: readonly string[]): Promise<void> {
+  if (!keys.length) return;
+  await ds.repo.deleteRefs(keys.map(runRef));
+  if (ds.remote) await ds.repo.push(ds.remote, keys.map((k) => `:${runRef(k)}`));
+}
+
+/**
+ * When the branch is checked out here, update index and files from the old head to the new one; local
+ * changes are kept, and a conflicting one stops the update with a message saying what to do.
+ */
+async function followInWorkingTree(ds: Dataset, oldHead: string, newHead: string): Promise<string | undefined> {
+  if (ds.bare || (await ds.repo.currentBranch()) !== ds.branch) return undefined;
+  const refused = await ds.repo.followCheckout(oldHead, newHead);
+  if (refused === undefined) return undefined;
+  return (
+    `the branch ${ds.branch} moved to ${newHead.slice(0, 12)}, but your working tree has uncommitted changes that conflict ` +
+    `with the new results, so it was left as it was (${refused}). Commit or stash your changes, then run: ` +
+    `git read-tree -m -u ${oldHead.slice(0, 12)} HEAD`
+  );
+}

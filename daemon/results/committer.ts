@@ -1,0 +1,173 @@
+/**
+ * The committer: the only writer of the branch. It turns results into commits with git plumbing (a private
+ * index, write-tree, commit-tree) and moves the branch only from the head it built on (branch.ts), so
+ * nobody's commit is ever dropped: if the branch moved meanwhile it refuses, and the scheduler re-plans.
+ * A working tree that has the branch checked out then follows, as a fast-forward would.
+ */
+import { BranchMovedError } from '../core/errors.js';
+import type { IndexChange, LsTreeEntry } from '../adapters/git.js';
+import { publishBranch } from './branch.js';
+import { faultPoint } from '../adapters/fault.js';
+import { datumLabel } from '../core/datum-label.js';
+import { retargetAnnexLink } from '../core/content-key.js';
+import { datumOutputs, inputFingerprints, markerContent, type TransformIdentity } from '../core/identity.js';
+import type { DatumPlan } from '../core/plan.js';
+import { formatBatchMessage, formatRunMessage, transformFields, type DataladRunRecord, type LinkEntry, type MinipachRunFields, type RemoveEntry } from '../core/record.js';
+import type { ResourceUsage, ResultRecord } from '../core/result-index.js';
+import { MODE_SYMLINK } from '../core/tree.js';
+import type { Dataset } from '../adapters/dataset.js';
+import { resultOutputs } from './index-store.js';
+import { addSharedResults, pushSharedResults, RESULTS_REF, type SharedResult } from './shared-ref.js';
+
+export interface ComputedResult {
+  readonly plan: DatumPlan;
+  readonly transform: TransformIdentity;
+  /** The run commit the outputs come from (in this repository: handed in by a worker, or made here). */
+  readonly commit: string;
+  /** The datum's output files from the run commit (or from its base, when the outputs came out unchanged). */
+  readonly outputs: readonly LsTreeEntry[];
+  readonly record: DataladRunRecord;
+  readonly resources: ResourceUsage;
+}
+
+export interface LinkRequest {
+  readonly plan: DatumPlan;
+  readonly transform: TransformIdentity;
+  readonly source: ResultRecord;
+}
+
+export interface Integrated {
+  readonly head: string;
+  /** Datum label (core/datum-label.ts) -> the commit that put its outputs on the branch. */
+  readonly commits: ReadonlyMap<string, string>;
+  /** Set when the checked-out working tree could not follow the branch. */
+  readonly worktreeWarning?: string;
+  /** Set when the results ref could not be pushed to the dataset's remote. */
+  readonly shareWarning?: string;
+}
+
+export class Committer {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly ds: Dataset) {}
+
+  /**
+   * Integrates results on top of `head`, the commit they were planned at; calls are serialised, so there
+   * is one writer even with concurrent callers. Throws BranchMovedError when the branch is no longer at
+   * `head`: results are only valid against the plan they came from, so the caller re-plans and retries
+   * (a result whose datum key still matches is integrated again without recomputation).
+   */
+  integrate(head: string, computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
+    const next = this.chain.then(() => this.integrateNow(head, computed, links, removals));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async integrateNow(head: string, computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
+    const repo = this.ds.repo;
+    const current = await repo.resolve(this.ds.ref);
+    if (current !== head) throw new BranchMovedError(this.ds.ref, head);
+    const linkTrees = await this.linkedEntries(links);
+    const markerBlobs = new Map<string, string>();
+    for (const p of [...computed.map((c) => c.plan), ...links.map((l) => l.plan)]) {
+      markerBlobs.set(p.marker, await repo.writeBlob(markerContent(p.pipeline, p.name, p.key)));
+    }
+
+    {
+      // Only the output directories being replaced are listed; past a thousand of them one full listing
+      // is cheaper (and keeps the argument list within the system's limit).
+      const dirs = [...computed.map((c) => c.plan), ...links.map((l) => l.plan), ...removals].map((p) => p.outputDir);
+      const headTree = await repo.lsTree(head, dirs.length > 1000 ? undefined : dirs);
+      const replace = (p: DatumPlan, entries: readonly LsTreeEntry[]): IndexChange[] => [
+        ...datumOutputs(headTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path })),
+        ...entries.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })),
+        { path: p.marker, mode: '100644', oid: markerBlobs.get(p.marker)! },
+      ];
+      const commits = new Map<string, string>();
+      let tip = head;
+      const shared: SharedResult[] = [];
+      for (const c of computed) {
+        const fields: MinipachRunFields = {
+          version: 1,
+          pipeline: c.plan.pipeline,
+          datum: c.plan.name,
+          key: c.plan.key,
+          transform_key: c.transform.key,
+          transform: transformFields(c.transform),
+          inputs: inputFingerprints(c.plan.datum!),
+          resources: c.resources,
+          join_key: c.plan.datum!.joinKey,
+          group_key: c.plan.datum!.groupKey,
+        };
+        tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), formatRunMessage(c.record, fields));
+        commits.set(datumLabel(c.plan.pipeline, c.plan.name), tip);
+        shared.push({ record: { ...fields, run_commit: tip }, outputs: c.outputs, outputDir: c.plan.outputDir });
+      }
+      if (links.length || removals.length) {
+        const changes = [
+          ...links.flatMap((l) => replace(l.plan, linkTrees.get(l.plan.marker)!)),
+          ...removals.flatMap((r) => [...datumOutputs(headTree, r.pipeline, r.outputDir).map((e) => ({ path: e.path })), { path: r.marker }]),
+        ];
+        const linkEntries: LinkEntry[] = links.map((l) => ({
+          pipeline: l.plan.pipeline,
+          datum: l.plan.name,
+          key: l.plan.key,
+          source: { pipeline: l.source.pipeline, datum: l.source.datum },
+          run_commit: l.source.runCommit,
+          transform_key: l.transform.key,
+          inputs: inputFingerprints(l.plan.datum!),
+        }));
+        const removeEntries: RemoveEntry[] = removals.map((r) => ({ pipeline: r.pipeline, datum: r.name, key: r.key }));
+        tip = await repo.commitChanges(tip, changes, formatBatchMessage(linkEntries, removeEntries));
+        for (const p of [...links.map((l) => l.plan), ...removals]) commits.set(datumLabel(p.pipeline, p.name), tip);
+      }
+      if (tip === head) return { head, commits };
+      await faultPoint('integrate:before-publish');
+      const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
+      await faultPoint('integrate:after-publish');
+      // The results are on the branch (its history is the durable index); the results ref is the shared
+      // copy, and one lost here is restored by `minipach reindex`.
+      const shareWarning = await this.share(shared);
+      return { head: tip, commits, worktreeWarning, shareWarning };
+    }
+  }
+
+  /** Adds results to the shared results ref (and pushes it, with a remote). A problem is a warning: the branch already holds them. */
+  private async share(shared: readonly SharedResult[]): Promise<string | undefined> {
+    if (!shared.length) return undefined;
+    try {
+      await addSharedResults(this.ds, shared);
+    } catch (e) {
+      return `${(e as Error).message}; the results are on the branch, and minipach reindex adds them to ${RESULTS_REF}`;
+    }
+    return this.ds.remote ? pushSharedResults(this.ds, this.ds.remote) : undefined;
+  }
+
+  /**
+   * Marker -> the source result's outputs, placed at the linking datum's path (annex links re-pointed for
+   * the new depth). The sources' trees and link targets are read in one go for all links.
+   */
+  private async linkedEntries(links: readonly LinkRequest[]): Promise<Map<string, LsTreeEntry[]>> {
+    const outputs = await resultOutputs(this.ds, links.map((l) => l.source));
+    const symlinks = [...outputs.values()].flatMap((o) => o.entries.filter((e) => e.mode === MODE_SYMLINK));
+    const targets = await this.ds.repo.readBlobs(symlinks.map((e) => e.oid));
+    const placed = new Map<string, LsTreeEntry[]>();
+    for (const l of links) {
+      const { entries, dir: srcDir } = outputs.get(l.source)!;
+      const out: LsTreeEntry[] = [];
+      for (const e of entries) {
+        const rel = srcDir === e.path ? '' : e.path.slice(srcDir.length + 1);
+        const dest = rel ? `${l.plan.outputDir}/${rel}` : l.plan.outputDir;
+        let oid = e.oid;
+        const target = targets.get(e.oid)?.toString('utf8');
+        if (e.mode === MODE_SYMLINK && target !== undefined) {
+          const retargeted = retargetAnnexLink(target, dest);
+          if (retargeted !== target) oid = await this.ds.repo.writeBlob(retargeted);
+        }
+        out.push({ ...e, path: dest, oid });
+      }
+      placed.set(l.plan.marker, out);
+    }
+    return placed;
+  }
+}

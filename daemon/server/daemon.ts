@@ -1,0 +1,245 @@
+/**
+ * `minipach up`: the daemon. It owns Redis (the configured one, or a private redis-server), the datum
+ * queue, one follower per (dataset, branch) that schedules it on request, the committer (inside each
+ * follower's schedule: one writer per branch), optionally in-process workers, the event processor, and the
+ * HTTP server, to which it shows only the DaemonApi. It registers itself in each dataset's state dir
+ * (`daemon.json`) so that the CLI run in that dataset sends `schedule` and the inspection commands here.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import { openDataset, type Dataset } from '../adapters/dataset.js';
+import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from '../adapters/redis.js';
+import { datumLabel, parseDatumLabel } from '../core/datum-label.js';
+import { readDatumLog } from '../exec/logs.js';
+import { startWorker, type RunningWorker } from '../exec/worker.js';
+import { queueDashboard } from '../queue/dashboard.js';
+import { DatumQueue, type DatumJobState } from '../queue/datum-queue.js';
+import { QueueRunner } from '../queue/queue-runner.js';
+import { Sightings } from '../queue/sightings.js';
+import { remoteLocation } from '../results/branch.js';
+import { ResultStore } from '../results/index-store.js';
+import { Follower, type RunInfo } from '../schedule/follower.js';
+import { EventProcessor } from '../sources/events.js';
+import { EventIntake, type EventTarget } from '../sources/intake.js';
+import { HttpError, type DaemonApi, type DaemonStatus, type DatasetSelector } from './api.js';
+import type { DaemonConfig } from './config.js';
+import { createServer } from './http.js';
+import { Metrics } from './metrics.js';
+import { registerDaemon, unregisterDaemon } from './registration.js';
+
+export class Daemon implements DaemonApi {
+  readonly followers: Follower[] = [];
+  events?: EventProcessor;
+  private readonly metricsRegistry = new Metrics();
+  private readonly startedAt = Date.now();
+  private readonly abort = new AbortController();
+  private readonly workers: RunningWorker[] = [];
+  private readonly sightings: Sightings;
+  private server?: Server;
+  private pollTimer?: NodeJS.Timeout;
+  private runIds = 0;
+  /** Finish times of computed datums, for throughput. */
+  private readonly completions: number[] = [];
+  url = '';
+
+  private constructor(
+    readonly config: DaemonConfig,
+    private readonly queue: DatumQueue,
+    readonly redisUrl: string,
+    private readonly embedded: EmbeddedRedis | undefined,
+    private readonly logger: Logger,
+  ) {
+    this.sightings = new Sightings(redisOptions(redisUrl), config.queuePrefix);
+    this.metricsRegistry.jobCounts = () => queue.counts();
+  }
+
+  static async start(config: DaemonConfig, log: Logger = pino({ name: 'minipach' }, pino.destination(2))): Promise<Daemon> {
+    const served = await openServed(config);
+    const stateDir = config.stateDir ?? path.join(served[0]!.ds.stateDir, 'daemon');
+    await mkdir(stateDir, { recursive: true });
+    let embedded: EmbeddedRedis | undefined;
+    let redisUrl = config.redisUrl;
+    if (redisUrl) await checkRedis(redisUrl);
+    else {
+      embedded = await startEmbeddedRedis(stateDir);
+      redisUrl = embedded.url;
+    }
+    const queue = new DatumQueue({ connection: redisOptions(redisUrl), prefix: config.queuePrefix });
+    const d = new Daemon(config, queue, redisUrl, embedded, log);
+    try {
+      await d.startParts(served, stateDir);
+      log.info({ url: d.url, redis: embedded ? `embedded (${redisUrl})` : redisUrl }, 'minipach daemon ready');
+      return d;
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+  }
+
+  private async startParts(served: readonly { name: string; ds: Dataset }[], stateDir: string): Promise<void> {
+    const targets: EventTarget[] = [];
+    for (const { name, ds } of served) {
+      // Workers clone from, and hand results in to, the remote when there is one, else the daemon's clone.
+      const origin = (await remoteLocation(ds))?.url ?? ds.dir;
+      const runner = new QueueRunner(this.queue, ds, { dataset: name, origin }, this.abort.signal);
+      this.followers.push(new Follower(name, ds, runner, { nextRunId: () => ++this.runIds, log: (m) => this.logger.warn(m), onRunEnd: (run) => this.runEnded(run) }));
+      const dc = this.config.datasets.find((c) => c.name === name)!;
+      targets.push({ dataset: name, dir: ds.dir, gitDir: ds.gitDir, origin, repository: dc.repository, minio: dc.minio });
+    }
+    for (let i = 0; i < this.config.workers; i++) {
+      const w = await startWorker({ connection: redisOptions(this.redisUrl), prefix: this.config.queuePrefix, concurrency: this.config.concurrency, stateDir: path.join(stateDir, 'workers'), log: (m) => this.logger.info(m) });
+      this.workers.push(w);
+    }
+    const spoolDir = path.join(stateDir, 'spool');
+    const intake = new EventIntake({ targets, spoolDir, sightings: this.sightings, secrets: this.config.secrets, warn: (msg, fields) => this.logger.warn(fields, msg) });
+    this.server = await createServer({ api: this, intake, dashboard: queueDashboard(this.queue, '/queues') }, this.config.http.host, this.config.http.port);
+    const addr = this.server.address();
+    this.url = `http://${this.config.http.host}:${typeof addr === 'object' && addr ? addr.port : this.config.http.port}`;
+    for (const f of this.followers) await registerDaemon(f.ds, { pid: process.pid, url: this.url, redisUrl: this.redisUrl, queuePrefix: this.config.queuePrefix, dataset: f.name });
+    // Catch up: whatever happened while no daemon ran (and jobs finished meanwhile) is scheduled now,
+    // and events spooled meanwhile (pushes while the daemon was down) are replayed.
+    for (const f of this.followers) f.request('daemon started');
+    this.events = new EventProcessor(this.followers, this.queue, this.logger, this.config.minio);
+    await this.events.start(spoolDir);
+    if (this.config.pollSeconds > 0) this.poll(this.config.pollSeconds);
+  }
+
+  // ---- DaemonApi --------------------------------------------------------------------------------
+
+  async health(): Promise<{ ok: boolean; redis: 'up' | 'down'; error?: string }> {
+    try {
+      await checkRedis(this.redisUrl, 1000);
+      return { ok: true, redis: 'up' };
+    } catch (e) {
+      return { ok: false, redis: 'down', error: (e as Error).message };
+    }
+  }
+
+  async metrics(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.metricsRegistry.registry.contentType, text: await this.metricsRegistry.registry.metrics() };
+  }
+
+  async status(): Promise<DaemonStatus> {
+    const now = Date.now();
+    return {
+      daemon: { pid: process.pid, url: this.url, redis: this.redisUrl, uptime_seconds: Math.round((now - this.startedAt) / 1000) },
+      jobs: await this.queue.counts(),
+      throughput: {
+        computed_last_minute: this.completions.filter((t) => t > now - 60_000).length,
+        computed_per_minute_last_10_minutes: this.completions.filter((t) => t > now - 600_000).length / 10,
+      },
+      datasets: this.followers.map(followerStatus),
+    };
+  }
+
+  schedule(target: DatasetSelector, reason: string): RunInfo {
+    return this.follower(target).request(reason);
+  }
+
+  run(id: number): RunInfo | undefined {
+    for (const f of this.followers) {
+      const r = f.find(id);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  jobs(state?: DatumJobState) {
+    return this.queue.summaries(state ? [state] : undefined);
+  }
+
+  async log(target: DatasetSelector, datum: string): Promise<{ datum: string; source: string; log: string }> {
+    const f = this.follower(target);
+    const { pipeline, name } = parseDatumLabel(datum);
+    const label = datumLabel(pipeline, name);
+    const settled = await readDatumLog(f.ds.stateDir, pipeline, name);
+    if (settled) return { datum: label, source: settled.file, log: settled.log };
+    // Not settled yet: the last failed try's log, if a worker wrote one.
+    const pending = await this.queue.lastTry({ dataset: f.name, pipeline, name });
+    if (!pending) throw new HttpError(404, `no log for ${label} yet (it has not run here)`);
+    return { datum: label, source: `job ${pending.jobId}`, log: pending.lastTry.log };
+  }
+
+  async retry(target: DatasetSelector, which: { datum?: string; failed?: boolean }): Promise<{ retried: string[]; run: RunInfo }> {
+    const f = this.follower(target);
+    const datum = which.datum ? parseDatumLabel(which.datum) : undefined;
+    const retried = await this.queue.retryFailed(f.name, { datum });
+    await new ResultStore(f.ds).clearFailures(retried.map((j) => j.key));
+    return { retried: retried.map((j) => datumLabel(j.pipeline, j.datumName)), run: f.request('minipach retry') };
+  }
+
+  // ---- the rest ---------------------------------------------------------------------------------
+
+  private follower(sel: DatasetSelector): Follower {
+    const f = this.followers.find(
+      (x) => (sel.dataset === undefined || x.name === sel.dataset) && (sel.dir === undefined || x.ds.dir === sel.dir) && (sel.branch === undefined || x.ds.branch === sel.branch),
+    );
+    if (f) return f;
+    const known = this.followers.map((x) => `${x.name} (${x.ds.dir}, ${x.ds.branch})`).join('; ');
+    throw new HttpError(404, `this daemon does not serve ${sel.dataset ?? sel.dir ?? 'that dataset'}${sel.branch ? ` branch ${sel.branch}` : ''}; it serves: ${known}`);
+  }
+
+  private runEnded(run: RunInfo): void {
+    const now = Date.now();
+    this.metricsRegistry.recordRun(run);
+    for (let i = 0; i < (run.report?.counts.computed ?? 0); i++) this.completions.push(now);
+    while (this.completions.length && this.completions[0]! < now - 3_600_000) this.completions.shift();
+  }
+
+  private poll(seconds: number): void {
+    this.pollTimer = setInterval(() => {
+      for (const f of this.followers) if (f.ds.remote && !f.current) f.request('poll');
+    }, seconds * 1000);
+  }
+
+  /**
+   * Stops in order: no new requests, in-process workers finish their jobs (or hand them back after
+   * `graceMs`), waiting schedules stop waiting (their jobs stay queued), an integration in progress
+   * completes, then the queue and a private Redis close.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
+    clearInterval(this.pollTimer);
+    this.events?.stop();
+    await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
+    this.server?.closeAllConnections();
+    const stopping = this.followers.map((f) => f.stop());
+    await Promise.all(this.workers.map((w) => withTimeout(w.close(), graceMs)));
+    this.abort.abort();
+    await Promise.all(stopping);
+    for (const f of this.followers) await unregisterDaemon(f.ds);
+    await this.queue.close();
+    this.sightings.close();
+    await this.embedded?.stop();
+  }
+}
+
+/** Datasets first: a wrong path or branch is reported before anything is started. */
+async function openServed(config: DaemonConfig): Promise<{ name: string; ds: Dataset }[]> {
+  const served: { name: string; ds: Dataset }[] = [];
+  for (const dc of config.datasets) {
+    const first = await openDataset(dc.path, dc.branches?.[0], dc.remote);
+    for (const branch of dc.branches ?? [first.branch]) served.push({ name: dc.name, ds: branch === first.branch ? first : await openDataset(dc.path, branch, dc.remote) });
+  }
+  return served;
+}
+
+function followerStatus(f: Follower): Record<string, unknown> {
+  const last = [...f.history].reverse().find((r) => r.report);
+  return {
+    name: f.name,
+    dir: f.ds.dir,
+    branch: f.ds.branch,
+    remote: f.ds.remote,
+    state: f.current?.state ?? 'idle',
+    recent_runs: [...f.history.slice(-20), ...[f.current].filter((r) => r !== undefined)].map((r) => ({ id: r.id, reason: r.reason, state: r.state })),
+    progress: f.current?.progress,
+    last_run: last && { id: last.id, finished_at: last.finishedAt, head: last.report!.head, seconds: last.report!.seconds, counts: last.report!.counts },
+    pipelines: last?.report?.pipelines.map((p) => ({ name: p.name, status: p.status, error: p.error, datums: p.datums.length, failed: p.datums.filter((x) => x.status === 'failed').length })),
+  };
+}
+
+function withTimeout(p: Promise<unknown>, ms: number): Promise<unknown> {
+  return Promise.race([p, new Promise((r) => setTimeout(r, ms).unref())]);
+}
