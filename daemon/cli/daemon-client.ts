@@ -1,5 +1,5 @@
 /**
- * The CLI's side of the daemon's JSON API (server.ts). Errors come back as MinipachError with the
+ * The CLI's side of the daemon's JSON API (server/http.ts). Errors come back as MinipachError with the
  * daemon's own message.
  */
 import { MinipachError } from '../core/errors.js';

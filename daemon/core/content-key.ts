@@ -1,7 +1,7 @@
 /**
  * Content keys from what git stores, without reading file content: annexed files are symlinks whose target
  * ends in the key, or unlocked pointer files holding `/annex/objects/KEY`; plain git files are their blob id.
- * Pure parsers; the bulk reading is in snapshot.ts.
+ * Pure parsers; the bulk reading is in adapters/snapshot-reader.ts.
  */
 
 /** The annex key a symlink target points at, e.g. `../../.git/annex/objects/F4/53/K/K` -> `K`. */

@@ -9,6 +9,7 @@
  */
 import type { Plan } from './plan.js';
 import type { ResultIndex, ResultRecord } from './result-index.js';
+import { datumLabel } from './datum-label.js';
 
 export type ForecastBasis = 'history' | 'previous transform' | 'no history';
 
@@ -124,7 +125,7 @@ export function attributeCost(datums: readonly { pipeline: string; name: string;
     if (!r) return { pipeline: d.pipeline, datum: d.name, key: d.key, kind: 'unknown', wall: 0, cpu: 0 };
     if (r.kind === 'linked' || r.pipeline !== d.pipeline || r.datum !== d.name) {
       const src = r.kind === 'linked' ? r.source! : { pipeline: r.pipeline, datum: r.datum };
-      return { pipeline: d.pipeline, datum: d.name, key: d.key, kind: 'linked', reuses: `${src.pipeline}/${src.datum || '.'}`, wall: 0, cpu: 0 };
+      return { pipeline: d.pipeline, datum: d.name, key: d.key, kind: 'linked', reuses: `${datumLabel(src.pipeline, src.datum)}`, wall: 0, cpu: 0 };
     }
     return { pipeline: d.pipeline, datum: d.name, key: d.key, kind: 'computed', wall: r.resources?.wall ?? 0, cpu: r.resources?.cpu ?? 0, maxRssKiB: r.resources?.maxRssKiB };
   });

@@ -21,6 +21,7 @@ import {
 import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
+import { datumLabel } from './datum-label.js';
 
 export type Action = 'compute' | 'link' | 'skip' | 'remove' | 'blocked';
 
@@ -171,16 +172,16 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     const result = index.byKey.get(key);
     const unavailable = index.unavailable.get(key);
     if (result && !unavailable) {
-      const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${result.pipeline}/${result.datum || '.'}`;
+      const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${datumLabel(result.pipeline, result.datum)}`;
       plans.push({ ...base, action: 'link', reason: `same key as ${from} (${result.runCommit.slice(0, 10)})`, source: result });
       continue;
     }
     const pending = ctx.pendingByKey.get(key);
     if (pending) {
-      plans.push({ ...base, action: 'link', reason: `same key as ${pending.pipeline}/${pending.name || '.'}, computed in this run`, source: { pending } });
+      plans.push({ ...base, action: 'link', reason: `same key as ${datumLabel(pending.pipeline, pending.name)}, computed in this run`, source: { pending } });
       continue;
     }
-    const reason = unavailable ? `a result for this key exists (${result!.pipeline}/${result!.datum || '.'}), but ${unavailable}` : computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key);
+    const reason = unavailable ? `a result for this key exists (${datumLabel(result!.pipeline, result!.datum)}), but ${unavailable}` : computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key);
     const plan: DatumPlan = { ...base, action: 'compute', reason };
     ctx.pendingByKey.set(key, plan);
     plans.push(plan);
@@ -223,7 +224,7 @@ function checkOutputDirs(spec: PipelineSpec, datums: readonly Datum[]): void {
 
 function blockedReason(waitingOn: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): string {
   const failure = failures.get(waitingOn.key);
-  const who = `${waitingOn.pipeline}/${waitingOn.name || '.'}`;
+  const who = `${datumLabel(waitingOn.pipeline, waitingOn.name)}`;
   if (waitingOn.action === 'blocked') return `upstream ${who} is blocked`;
   if (failure && waitingOn.action === 'compute') {
     return `upstream ${who} failed${failure.exit !== undefined ? ` (exit ${failure.exit})` : ''}`;

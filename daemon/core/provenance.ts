@@ -1,11 +1,12 @@
 /**
- * Provenance of a file as minipach explains it (explain.ts reads it from git), and the same graph as a
+ * Provenance of a file as minipach explains it (results/explain.ts reads it from git), and the same graph as a
  * W3C PROV-JSON document (https://www.w3.org/submission/prov-json/), so other
  * provenance tools can read it. Files are entities (one per path and content key), each datum's run is an
  * activity that used its input files and generated its output files, and a linked datum is an activity of
  * its own that was informed by the run it reused. minipach is the software agent associated with each.
  */
 import type { ResourceUsage, TransformFields } from './result-index.js';
+import { datumLabel } from './datum-label.js';
 
 export interface ExplainedFile {
   readonly path: string;
@@ -81,7 +82,7 @@ export function toProv(x: Explanation): ProvDocument {
   };
   let n = 0;
   const rel = (kind: keyof ProvDocument, attrs: Attrs) => void ((doc[kind] as Record<string, Attrs>)[`_:${kind}${++n}`] = attrs);
-  const activityId = (d: ExplainedDatum) => `minipach:${d.kind === 'computed' ? 'run' : 'link'}/${d.commit}/${d.pipeline}/${d.datum || '.'}`;
+  const activityId = (d: ExplainedDatum) => `minipach:${d.kind === 'computed' ? 'run' : 'link'}/${d.commit}/${datumLabel(d.pipeline, d.datum)}`;
   const entity = (f: ExplainedFile) => {
     const id = `minipach:file/${f.path}@${f.key}`;
     doc.entity[id] ??= {
@@ -105,7 +106,7 @@ export function toProv(x: Explanation): ProvDocument {
   for (const d of x.datums) {
     const a = activityId(d);
     doc.activity[a] = {
-      'prov:label': `${d.pipeline}/${d.datum || '.'}`,
+      'prov:label': `${datumLabel(d.pipeline, d.datum)}`,
       'prov:type': qname(d.kind === 'computed' ? 'minipach:Run' : 'minipach:Link'),
       'minipach:pipeline': d.pipeline,
       'minipach:datum': d.datum,
@@ -119,8 +120,8 @@ export function toProv(x: Explanation): ProvDocument {
     };
     rel('wasAssociatedWith', { 'prov:activity': a, 'prov:agent': AGENT });
     if (d.linked_from) {
-      const source = `minipach:run/${d.linked_from.run_commit}/${d.linked_from.pipeline}/${d.linked_from.datum || '.'}`;
-      doc.activity[source] ??= { 'prov:label': `${d.linked_from.pipeline}/${d.linked_from.datum || '.'}`, 'prov:type': qname('minipach:Run'), 'minipach:runCommit': d.linked_from.run_commit };
+      const source = `minipach:run/${d.linked_from.run_commit}/${datumLabel(d.linked_from.pipeline, d.linked_from.datum)}`;
+      doc.activity[source] ??= { 'prov:label': `${datumLabel(d.linked_from.pipeline, d.linked_from.datum)}`, 'prov:type': qname('minipach:Run'), 'minipach:runCommit': d.linked_from.run_commit };
       rel('wasInformedBy', { 'prov:informed': a, 'prov:informant': source });
     }
     for (const i of d.inputs) {

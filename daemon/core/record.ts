@@ -8,6 +8,7 @@
  */
 import type { InputFingerprint, TransformIdentity } from './identity.js';
 import type { ResourceUsage, ResultRecord, TransformFields } from './result-index.js';
+import { datumLabel } from './datum-label.js';
 
 export const RUN_TITLE_PREFIX = '[DATALAD RUNCMD] minipach ';
 export const BATCH_TITLE_PREFIX = '[minipach] ';
@@ -65,7 +66,7 @@ function dumpSorted(value: unknown): string {
 }
 
 export function formatRunMessage(record: DataladRunRecord, fields: MinipachRunFields): string {
-  const title = `${RUN_TITLE_PREFIX}${fields.pipeline}/${fields.datum || '.'}`;
+  const title = `${RUN_TITLE_PREFIX}${datumLabel(fields.pipeline, fields.datum)}`;
   return `${title}\n\n${RUN_BEGIN}${dumpSorted({ ...record, minipach: fields })}${RUN_END}\n`;
 }
 
@@ -88,8 +89,8 @@ export interface RemoveEntry {
 export function formatBatchMessage(links: readonly LinkEntry[], removals: readonly RemoveEntry[]): string {
   const parts = [links.length ? `link ${links.length}` : '', removals.length ? `remove ${removals.length}` : ''].filter(Boolean);
   const lines = [
-    ...links.map((l) => `  link   ${l.pipeline}/${l.datum || '.'} <- ${l.source.pipeline}/${l.source.datum || '.'} (${l.run_commit.slice(0, 10)})`),
-    ...removals.map((r) => `  remove ${r.pipeline}/${r.datum || '.'}`),
+    ...links.map((l) => `  link   ${datumLabel(l.pipeline, l.datum)} <- ${datumLabel(l.source.pipeline, l.source.datum)} (${l.run_commit.slice(0, 10)})`),
+    ...removals.map((r) => `  remove ${datumLabel(r.pipeline, r.datum)}`),
   ];
   return `${BATCH_TITLE_PREFIX}${parts.join(', ')} datum${links.length + removals.length === 1 ? '' : 's'}\n\n${lines.join('\n')}\n\n${BATCH_BEGIN}${JSON.stringify({ version: 1, links, removals }, null, 1)}${BATCH_END}\n`;
 }

@@ -1,5 +1,5 @@
 /**
- * A tree snapshot: every file of one commit with its content key, read once in bulk (see snapshot.ts) and
+ * A tree snapshot: every file of one commit with its content key, read once in bulk (see adapters/snapshot-reader.ts) and
  * then queried in memory by the planner. Paths are dataset-relative, '/'-separated, sorted.
  */
 

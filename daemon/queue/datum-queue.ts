@@ -52,7 +52,7 @@ export interface DatumJobResult {
 /** ioredis options as BullMQ takes them (the same object; BullMQ's type also admits a client). */
 export const bullConnection = (c: RedisConnection): ConnectionOptions => c as ConnectionOptions;
 
-/** BullMQ ids may not contain `:`; a dataset name never does (config.ts). */
+/** BullMQ ids may not contain `:`; a dataset name never does (server/config.ts). */
 export const jobId = (dataset: string, key: string) => `${dataset}.${key}`;
 
 export interface QueueOptions {

@@ -1,6 +1,6 @@
 /**
  * The result index of a dataset. Durable in git, in two places: the commit messages the committer writes on
- * the branch (record.ts), and the shared results refs (results-ref.ts) fetched from remotes. A cache in the
+ * the branch (core/record.ts), and the shared results refs (shared-ref.ts) fetched from remotes. A cache in the
  * state dir remembers how far history was read, so a new commit costs one `git log old..new`; Redis never
  * holds it. Failures are local bookkeeping (nothing is committed for them).
  */

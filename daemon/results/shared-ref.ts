@@ -17,6 +17,7 @@ import type { IndexChange, LsTreeEntry } from '../adapters/git.js';
 import type { InputFingerprint } from '../core/identity.js';
 import type { ResourceUsage, ResultRecord, TransformFields } from '../core/result-index.js';
 import type { Dataset } from '../adapters/dataset.js';
+import { datumLabel } from '../core/datum-label.js';
 
 export const RESULTS_REF = 'refs/minipach/results';
 const REMOTE_RESULTS_PREFIX = 'refs/minipach/remotes/';
@@ -120,7 +121,7 @@ export async function addSharedResults(ds: Dataset, results: readonly SharedResu
       for (const e of r.outputs) changes.push({ path: `${dir}/out/${e.path.slice(r.outputDir.length + 1)}`, mode: e.mode, oid: e.oid });
     }
     const runCommits = [...new Set(fresh.map((r) => r.record.run_commit))];
-    const message = `minipach results: ${fresh.length} result${fresh.length === 1 ? '' : 's'}\n\n${fresh.map((r) => `  ${r.record.pipeline}/${r.record.datum || '.'} ${r.record.key.slice(0, 12)}`).join('\n')}\n`;
+    const message = `minipach results: ${fresh.length} result${fresh.length === 1 ? '' : 's'}\n\n${fresh.map((r) => `  ${datumLabel(r.record.pipeline, r.record.datum)} ${r.record.key.slice(0, 12)}`).join('\n')}\n`;
     const commit = await ds.repo.commitChanges(tip, changes, message, runCommits);
     if (await ds.repo.casRef(RESULTS_REF, commit, tip, 'minipach: results')) return;
   }

@@ -98,7 +98,7 @@ export class Follower {
     return new Promise((res) => this.idleWaiters.push(res));
   }
 
-  /** No new runs; the current one ends when its runner is aborted (see daemon.ts). */
+  /** No new runs; the current one ends when its runner is aborted (see server/daemon.ts). */
   async stop(): Promise<void> {
     this.stopping = true;
     this.next = undefined;
