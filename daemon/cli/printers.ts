@@ -55,6 +55,7 @@ const money = (x: number) => x.toFixed(x < 1 ? 4 : 2);
 const cpuTime = (hours: number) => (hours >= 0.1 ? `${hours.toFixed(2)} CPU-h` : `${(hours * 3600).toFixed(1)} CPU-s`);
 
 export function printForecast(f: Forecast): void {
+  for (const l of f.leftOut) out(`forecast leaves out ${l}`);
   if (!f.pipelines.length) return;
   out('\nforecast (median job time per datum from recorded results):');
   for (const p of f.pipelines) {

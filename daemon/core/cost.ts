@@ -37,6 +37,11 @@ export interface Forecast {
   readonly price?: number;
   /** Pipelines with work but no history: the totals leave them out. */
   readonly unknown: readonly string[];
+  /**
+   * Work the forecast cannot count, each said in a line: datums blocked behind a failure (they run only
+   * once it is fixed), and datums that will appear once upstream work lands but cannot be named yet.
+   */
+  readonly leftOut: readonly string[];
 }
 
 export function median(xs: readonly number[]): number | undefined {
@@ -60,7 +65,11 @@ function history(index: ResultIndex, pipeline: string, transformKey: string | un
 
 export function forecastPlan(plan: Plan, index: ResultIndex, cpuHourCost?: number): Forecast {
   const pipelines: PipelineForecast[] = [];
+  const leftOut: string[] = [];
   for (const p of plan.pipelines) {
+    const failedUpstream = p.datums.filter((d) => d.action === 'blocked' && / failed/.test(d.reason) && d.reason.startsWith('upstream '));
+    if (failedUpstream.length) leftOut.push(`${p.name}: ${failedUpstream.length} datum${failedUpstream.length === 1 ? '' : 's'} blocked behind a failure (${failedUpstream[0]!.reason})`);
+    for (const n of p.notes) if (n.startsWith('more datums may appear')) leftOut.push(`${p.name}: ${n.split(';')[0]}, and cannot be counted yet`);
     const compute = p.datums.filter((d) => d.action === 'compute').length;
     const waiting = p.datums.filter((d) => d.action === 'blocked' && d.reason.startsWith('waiting for upstream')).length;
     if (!compute && !waiting) continue;
@@ -89,6 +98,7 @@ export function forecastPlan(plan: Plan, index: ResultIndex, cpuHourCost?: numbe
     cpuHours: sum((p) => p.cpuHours),
     price: cpuHourCost !== undefined ? sum((p) => p.price) : undefined,
     unknown: pipelines.filter((p) => p.basis === 'no history').map((p) => p.pipeline),
+    leftOut,
   };
 }
 

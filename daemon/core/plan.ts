@@ -20,25 +20,12 @@ import {
 } from './identity.js';
 import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
+import type { DatumPlan } from './datum-plan.js';
+import { awaitedDatums, blockedReason, reads, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
 
-export type Action = 'compute' | 'link' | 'skip' | 'remove' | 'blocked';
-
-export interface DatumPlan {
-  readonly pipeline: string;
-  readonly name: string;
-  /** The datum key; for `remove`, the key its outputs had (`` when unknown). */
-  readonly key: string;
-  readonly action: Action;
-  readonly reason: string;
-  readonly outputDir: string;
-  readonly marker: string;
-  /** The datum (absent for `remove`). */
-  readonly datum?: Datum;
-  /** For `link`: the result to reuse, or the datum computing the same key in this plan. */
-  readonly source?: ResultRecord | { readonly pending: DatumPlan };
-}
+export type { Action, DatumPlan } from './datum-plan.js';
 
 export type PipelineStatus = 'ready' | 'invalid' | 'disabled';
 
@@ -76,6 +63,7 @@ export function planDataset({ snapshot, specs, index }: PlanInput): Plan {
   const byName = new Map<string, PipelinePlan>();
   const pendingByKey = new Map<string, DatumPlan>();
   const previous = new PreviousResults(index);
+  const unsettled = new Map<string, readonly Unsettled[]>();
 
   for (const name of [...order.sorted, ...order.cyclic]) {
     const spec = specs.get(name)!;
@@ -98,7 +86,7 @@ export function planDataset({ snapshot, specs, index }: PlanInput): Plan {
       continue;
     }
     try {
-      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous }));
+      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled }));
     } catch (e) {
       if (!(e instanceof SpecError)) throw e;
       byName.set(name, { ...base, status: 'invalid', error: e, notes: [...spec.notes], spec });
@@ -115,7 +103,10 @@ interface PlanContext {
   /** Datum key -> the first datum of this plan that computes it; later ones link to it. */
   readonly pendingByKey: Map<string, DatumPlan>;
   readonly previous: PreviousResults;
+  /** Pipeline -> the parts of its outputs that are about to change (or cannot, their cause having failed). */
+  readonly unsettled: Map<string, readonly Unsettled[]>;
 }
+
 
 function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: PlanContext): PipelinePlan {
   const { snapshot, index, outputs } = ctx;
@@ -150,8 +141,9 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   }
   if (!datums.length) notes.push('the input matches no datums');
 
-  // Upstream datums whose outputs are about to change: datums reading them must wait.
-  const unsettled = upstream.flatMap((u) => ctx.byName.get(u)!.datums.filter((d) => d.action !== 'skip'));
+  // Upstream outputs about to change (or waiting on a change further up): datums reading them must wait.
+  const unsettled = upstream.flatMap((u) => ctx.unsettled.get(u) ?? []);
+  const mine: Unsettled[] = [];
 
   const plans: DatumPlan[] = [];
   const current = new Set<string>();
@@ -159,9 +151,10 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     current.add(datum.name);
     const key = datumKey(transform.key, datum, spec.identity);
     const base = { pipeline: spec.name, name: datum.name, key, outputDir: outputDir(spec.name, datum.name), marker: markerPath(spec.name, datum.name), datum };
-    const waitingOn = unsettled.find((u) => datum.inputs.some((i) => isAtOrBelow(u.outputDir, i.path) || isAtOrBelow(i.path, u.outputDir)));
+    const waitingOn = unsettled.find((u) => reads(datum, u.dir));
     if (waitingOn) {
-      plans.push({ ...base, action: 'blocked', reason: blockedReason(waitingOn, index.failures) });
+      plans.push({ ...base, action: 'blocked', reason: blockedReason(waitingOn.cause, index.failures) });
+      mine.push({ dir: base.outputDir, cause: waitingOn.cause });
       continue;
     }
     const markerEntry = snapshot.byPath.get(base.marker);
@@ -173,24 +166,28 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     const unavailable = index.unavailable.get(key);
     if (result && !unavailable) {
       const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${datumLabel(result.pipeline, result.datum)}`;
-      plans.push({ ...base, action: 'link', reason: `same key as ${from} (${result.runCommit.slice(0, 10)})`, source: result });
+      const plan: DatumPlan = { ...base, action: 'link', reason: `same key as ${from} (${result.runCommit.slice(0, 10)})`, source: result };
+      plans.push(plan);
+      mine.push({ dir: base.outputDir, cause: plan });
       continue;
     }
     const pending = ctx.pendingByKey.get(key);
     if (pending) {
       plans.push({ ...base, action: 'link', reason: `same key as ${datumLabel(pending.pipeline, pending.name)}, computed in this run`, source: { pending } });
+      mine.push({ dir: base.outputDir, cause: pending });
       continue;
     }
     const reason = unavailable ? `a result for this key exists (${datumLabel(result!.pipeline, result!.datum)}), but ${unavailable}` : computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key);
     const plan: DatumPlan = { ...base, action: 'compute', reason };
     ctx.pendingByKey.set(key, plan);
     plans.push(plan);
+    mine.push({ dir: base.outputDir, cause: plan });
   }
   for (const m of entriesUnder(snapshot, `${spec.name}/${BOOKKEEPING_DIR}`)) {
     const datumName = datumNameOfMarker(spec.name, m.path);
     if (datumName === undefined || current.has(datumName)) continue;
     const prev = ctx.previous.byMarker(m.oid);
-    plans.push({
+    const plan: DatumPlan = {
       pipeline: spec.name,
       name: datumName,
       key: prev?.key ?? '',
@@ -198,8 +195,12 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
       reason: 'the input no longer produces this datum',
       outputDir: outputDir(spec.name, datumName),
       marker: m.path,
-    });
+    };
+    plans.push(plan);
+    mine.push({ dir: plan.outputDir, cause: plan });
   }
+  awaitedDatums(spec, datums, unsettled, index.failures, plans, mine, notes);
+  ctx.unsettled.set(spec.name, mine);
   return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: plans };
 }
 
@@ -220,16 +221,6 @@ function checkOutputDirs(spec: PipelineSpec, datums: readonly Datum[]): void {
       throw new SpecError(spec.file, undefined, 'input', `datums ${describe(d)} and ${describe(next)} would write overlapping outputs ${outputDir(spec.name, d.name)}/ and ${outputDir(spec.name, next.name)}/`, 'use globs that do not match both a directory and entries inside it');
     }
   }
-}
-
-function blockedReason(waitingOn: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): string {
-  const failure = failures.get(waitingOn.key);
-  const who = `${datumLabel(waitingOn.pipeline, waitingOn.name)}`;
-  if (waitingOn.action === 'blocked') return `upstream ${who} is blocked`;
-  if (failure && waitingOn.action === 'compute') {
-    return `upstream ${who} failed${failure.exit !== undefined ? ` (exit ${failure.exit})` : ''}`;
-  }
-  return `waiting for upstream ${who} (${waitingOn.action})`;
 }
 
 function computeReason(

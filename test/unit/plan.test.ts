@@ -69,8 +69,8 @@ describe('planDataset', () => {
   it('orders pipelines by the DAG; downstream sees only upstream outputs and waits for pending ones', () => {
     const first = planDataset({ snapshot: fakeSnapshot(raw), specs: specs({ summary: SUMMARY, count: COUNT }), index: EMPTY_INDEX });
     expect(first.pipelines.map((p) => p.name)).toEqual(['count', 'summary']);
-    // No outputs yet: spec.yml alone is not an input.
-    expect(first.pipelines[1]!.datums).toEqual([]);
+    // No outputs yet: spec.yml alone is not an input. The datum that will read them is shown waiting.
+    expect(first.pipelines[1]!.datums.map((d) => [d.name, d.action, d.reason])).toEqual([['', 'blocked', 'waiting for upstream count/sub-01 (compute)']]);
     expect(first.pipelines[1]!.notes.join()).toMatch(/no files yet/);
 
     const k = (d: string) => key(first, 'count', d);
@@ -102,5 +102,72 @@ describe('planDataset', () => {
     const plan = planDataset({ snapshot: fakeSnapshot(raw), specs: specs({ a: SUMMARY.replace('count', 'b'), b: SUMMARY.replace('count', 'a') }), index: EMPTY_INDEX });
     expect(plan.pipelines.map((p) => p.status)).toEqual(['invalid', 'invalid']);
     expect(plan.pipelines[0]!.error!.message).toMatch(/cycle/);
+  });
+});
+
+describe('waiting and blocking through chains', () => {
+  const A = 'input: { pfs: { repo: raw, glob: "/sub-*" } }\ntransform: { cmd: [sh, -c], stdin: [a] }\n';
+  const B = 'input: { pfs: { repo: a, glob: "/sub-*" } }\ntransform: { cmd: [sh, -c], stdin: [b] }\n';
+  const C = 'input: { pfs: { repo: b, glob: "/" } }\ntransform: { cmd: [sh, -c], stdin: [c] }\n';
+  const D = 'input: { pfs: { repo: b, glob: "/sub-01" } }\ntransform: { cmd: [sh, -c], stdin: [d] }\n';
+  const chain = specs({ a: A, b: B, c: C, d: D });
+
+  /** The chain with sub-01 and sub-02 computed all the way down; sub-03 is new raw data. */
+  function settledWithNewSubject(): { snapshot: ReturnType<typeof fakeSnapshot>; index: typeof EMPTY_INDEX } {
+    const files: Record<string, string> = { 'raw/sub-01/x': 'R1', 'raw/sub-02/x': 'R2', 'a/spec.yml': 'S', 'b/spec.yml': 'S', 'c/spec.yml': 'S', 'd/spec.yml': 'S' };
+    let markers: [string, string, string][] = [];
+    // Plan repeatedly, "computing" each compute, until everything is current.
+    for (let i = 0; i < 6; i++) {
+      const p = planDataset({ snapshot: fakeSnapshot(files, markers), specs: chain, index: EMPTY_INDEX });
+      const todo = p.pipelines.flatMap((pp) => pp.datums.filter((d) => d.action === 'compute'));
+      if (!todo.length) break;
+      for (const d of todo) {
+        files[`${d.outputDir}/out`] = `O-${d.key.slice(0, 8)}`;
+        markers = [...markers.filter(([pl, n]) => !(pl === d.pipeline && n === d.name)), [d.pipeline, d.name, d.key]];
+      }
+    }
+    files['raw/sub-03/x'] = 'R3';
+    return { snapshot: fakeSnapshot(files, markers), index: EMPTY_INDEX };
+  }
+
+  it('a new subject upstream: plan says what schedule will do, down the whole chain', () => {
+    const { snapshot, index } = settledWithNewSubject();
+    const plan = planDataset({ snapshot, specs: chain, index });
+    expect(actions(plan, 'a')['sub-03']).toEqual(['compute', 'new datum']);
+    // b has no datum for sub-03 yet (no outputs of a/sub-03): the one it will have waits.
+    expect(actions(plan, 'b')['sub-03']).toEqual(['blocked', 'waiting for upstream a/sub-03 (compute)']);
+    expect(actions(plan, 'b')['sub-01']![0]).toBe('skip');
+    // c reads all of b: it waits (never "skip: outputs are current"), naming the root cause.
+    expect(actions(plan, 'c')['']).toEqual(['blocked', 'waiting for upstream a/sub-03 (compute)']);
+    // d reads only b/sub-01, which nothing changes.
+    expect(actions(plan, 'd')['sub-01']![0]).toBe('skip');
+  });
+
+  it('a failure upstream blocks everything that depends on it, however far down, naming the failed datum', () => {
+    const { snapshot } = settledWithNewSubject();
+    const first = planDataset({ snapshot, specs: chain, index: EMPTY_INDEX });
+    const failedKey = first.pipelines[0]!.datums.find((d) => d.name === 'sub-03')!.key;
+    const index = buildIndex([], [{ key: failedKey, pipeline: 'a', datum: 'sub-03', exit: 3, reason: 'exit 3', stderrTail: '', tries: 1, at: '' }]);
+    const plan = planDataset({ snapshot, specs: chain, index });
+    expect(actions(plan, 'b')['sub-03']).toEqual(['blocked', 'upstream a/sub-03 failed (exit 3)']);
+    expect(actions(plan, 'c')['']).toEqual(['blocked', 'upstream a/sub-03 failed (exit 3)']);
+  });
+
+  it('a combinator downstream cannot be told which datum will appear: its readers wait, with a note', () => {
+    const J = 'input: { cross: [ { pfs: { repo: a, glob: "/sub-*" } }, { pfs: { repo: raw, glob: "/sub-01" } } ] }\ntransform: { cmd: [sh, -c], stdin: [j] }\n';
+    const K = 'input: { pfs: { repo: j, glob: "/" } }\ntransform: { cmd: [sh, -c], stdin: [k] }\n';
+    const files = { 'raw/sub-01/x': 'R1', 'a/sub-01/out': 'O1', 'j/sub-01+sub-01/out': 'J1', 'k/out': 'K' };
+    const s0 = specs({ a: A, j: J, k: K });
+    const p0 = planDataset({ snapshot: fakeSnapshot({ ...files }, []), specs: s0, index: EMPTY_INDEX });
+    const keyOf = (pl: string, n: string, plan = p0) => plan.pipelines.find((p) => p.name === pl)!.datums.find((d) => d.name === n)?.key ?? '';
+    const markers: [string, string, string][] = [['a', 'sub-01', keyOf('a', 'sub-01')]];
+    const p1 = planDataset({ snapshot: fakeSnapshot(files, markers), specs: s0, index: EMPTY_INDEX });
+    markers.push(['j', 'sub-01+sub-01', keyOf('j', 'sub-01+sub-01', p1)]);
+    const p2 = planDataset({ snapshot: fakeSnapshot(files, markers), specs: s0, index: EMPTY_INDEX });
+    markers.push(['k', '', keyOf('k', '', p2)]);
+    const plan = planDataset({ snapshot: fakeSnapshot({ ...files, 'raw/sub-02/x': 'R2' }, markers), specs: s0, index: EMPTY_INDEX });
+    expect(actions(plan, 'a')['sub-02']![0]).toBe('compute');
+    expect(plan.pipelines.find((p) => p.name === 'j')!.notes.join()).toMatch(/more datums may appear once upstream a\/sub-02 is settled/);
+    expect(actions(plan, 'k')['']).toEqual(['blocked', 'waiting for upstream a/sub-02 (compute)']);
   });
 });

@@ -1,0 +1,84 @@
+/**
+ * What a datum waits for upstream. A plan changes parts of pipelines' outputs (computes, links, removals);
+ * a datum reading such a part, or reading a part that waits on one further up, waits too: through any
+ * chain, so nothing is computed over partial data, and the reason names the datum at the root of it (the
+ * one being computed, or the one that failed).
+ */
+import type { Datum } from './datums.js';
+import { datumLabel } from './datum-label.js';
+import { matchGlob } from './glob.js';
+import { markerPath, outputDir } from './identity.js';
+import type { DatumPlan } from './datum-plan.js';
+import type { FailureRecord } from './result-index.js';
+import { pfsInputs, type InputSpec, type PipelineSpec } from './spec.js';
+import { isAtOrBelow } from './tree.js';
+
+/**
+ * A part of a pipeline's outputs that this plan will change, or that waits on a change upstream: readers
+ * of it must wait. `cause` is the datum at the root of it (the one being computed, or failed), named in
+ * the reason of every datum blocked behind it, however far downstream.
+ */
+export interface Unsettled {
+  readonly dir: string;
+  readonly cause: DatumPlan;
+}
+
+/** Whether a datum reads anything at or below `dir` (or all of it, from above). */
+export const reads = (datum: Datum, dir: string) => datum.inputs.some((i) => isAtOrBelow(dir, i.path) || isAtOrBelow(i.path, dir));
+
+export function blockedReason(cause: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): string {
+  const failure = failures.get(cause.key);
+  const who = datumLabel(cause.pipeline, cause.name);
+  if (failure && cause.action === 'compute') return `upstream ${who} failed${failure.exit !== undefined ? ` (exit ${failure.exit})` : ''}`;
+  return `waiting for upstream ${who} (${cause.action})`;
+}
+
+/**
+ * Upstream changes no datum of this pipeline reads yet, because the outputs they will make do not exist
+ * yet (a new subject upstream): the datums they will make here wait too, so that nothing downstream is
+ * computed over partial data. For a single pfs input the glob says which datum that will be, and it is
+ * listed as blocked; otherwise the whole pipeline's outputs count as unsettled, and a note says so.
+ */
+export function awaitedDatums(
+  spec: PipelineSpec,
+  datums: readonly Datum[],
+  unsettled: readonly Unsettled[],
+  failures: ReadonlyMap<string, FailureRecord>,
+  plans: DatumPlan[],
+  mine: Unsettled[],
+  notes: string[],
+): void {
+  const named = new Set(plans.map((p) => p.name));
+  for (const u of unsettled) {
+    if (datums.some((d) => reads(d, u.dir))) continue;
+    const name = awaitedDatumName(spec.input, u.dir);
+    if (name === null) continue;
+    if (name === undefined) {
+      mine.push({ dir: spec.name, cause: u.cause });
+      notes.push(`more datums may appear once upstream ${datumLabel(u.cause.pipeline, u.cause.name)} is settled; what reads ${spec.name} waits until then`);
+      continue;
+    }
+    const dir = outputDir(spec.name, name);
+    mine.push({ dir, cause: u.cause });
+    if (named.has(name)) continue;
+    named.add(name);
+    plans.push({ pipeline: spec.name, name, key: '', action: 'blocked', reason: blockedReason(u.cause, failures), outputDir: dir, marker: markerPath(spec.name, name) });
+  }
+}
+
+/** A character no path holds: stands for "some file" below a directory that does not exist yet. */
+const SOME_FILE = '\0';
+
+/**
+ * The name of the datum an input will make from outputs that are to appear in `dir`: null when the input
+ * will not read them, undefined when that cannot be told in advance (a combinator, `**`, the whole repo).
+ */
+function awaitedDatumName(input: InputSpec, dir: string): string | null | undefined {
+  if (input.kind !== 'pfs') return pfsInputs(input).some((i) => isAtOrBelow(dir, i.repo) || isAtOrBelow(i.repo, dir)) ? undefined : null;
+  if (!isAtOrBelow(dir, input.repo) && !isAtOrBelow(input.repo, dir)) return null;
+  if (dir === input.repo || !isAtOrBelow(dir, input.repo)) return undefined;
+  if (input.glob.isRoot) return '';
+  const hit = matchGlob(input.glob, [{ rel: `${dir.slice(input.repo.length + 1)}/${SOME_FILE}` }])[0];
+  if (!hit) return null;
+  return hit.match.path.includes(SOME_FILE) ? undefined : hit.match.path;
+}
