@@ -17,7 +17,7 @@ const B = `input: { pfs: { repo: a, glob: "/*" } }
 transform: { cmd: [sh, -c], stdin: ['wc -c < "$MINIPACH_IN_a/copy" > "$MINIPACH_OUT/n"'] }
 `;
 const C = `input: { pfs: { repo: b, glob: "/" } }
-transform: { cmd: [sh, -c], stdin: ['for d in "$MINIPACH_IN_b"/s*; do basename "$d"; done > "$MINIPACH_OUT/subjects"'] }
+transform: { cmd: [sh, -c], stdin: ['for d in "$MINIPACH_IN_b"/s[0-9]*; do basename "$d"; done > "$MINIPACH_OUT/subjects"'] }
 `;
 
 interface PlanJson {
