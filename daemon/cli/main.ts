@@ -5,6 +5,7 @@
  * Commands that need the daemon, the worker, Redis or the watcher import those modules when they run:
  * loading them up front made every `plan` and `schedule` half a second slower.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { MinipachError, SpecError, UsageError } from '../core/errors.js';
 import * as cost from './commands/cost.js';
@@ -23,12 +24,16 @@ import * as up from './commands/up.js';
 import * as watch from './commands/watch.js';
 import * as worker from './commands/worker.js';
 
+/** minipach's version, from its package.json. */
+export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 /** In the order `minipach --help` lists them. */
 const COMMANDS = [plan, explain, cost, reindex, share, schedule, up, worker, hooks, watch, status, jobs, logs, retry, datums];
 
 export function buildProgram(): Command {
   const program = new Command('minipach')
     .description('Pachyderm-style data-driven pipelines for DataLad datasets')
+    .version(VERSION, '-V, --version', 'print the version of minipach')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const c of COMMANDS) c.register(program);

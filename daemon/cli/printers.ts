@@ -19,7 +19,7 @@ export function planJson(plan: Plan) {
       name: p.name,
       file: p.file,
       status: p.status,
-      error: p.error ? { message: p.error.message, file: p.error.file, line: p.error.line, field: p.error.field, hint: p.error.hint } : undefined,
+      error: p.error ? { message: p.error.message, file: p.error.file, line: p.error.line, column: p.error.column, field: p.error.field, hint: p.error.hint } : undefined,
       upstream: p.upstream,
       notes: p.notes,
       transform_key: p.transform?.key,

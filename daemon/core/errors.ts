@@ -16,9 +16,11 @@ export class SpecError extends MinipachError {
     readonly field: string | undefined,
     readonly problem: string,
     readonly hint?: string,
+    /** The column on `line`, from 1, where the file says exactly where (a YAML syntax error). */
+    readonly column?: number,
   ) {
     super(
-      `${file}${line !== undefined ? `:${line}` : ''}${field ? ` ${field}` : ''}: ${problem}` +
+      `${file}${line !== undefined ? `:${line}${column !== undefined ? `:${column}` : ''}` : ''}${field ? ` ${field}` : ''}: ${problem}` +
         (hint ? ` (${hint})` : ''),
     );
   }

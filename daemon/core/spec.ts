@@ -108,7 +108,10 @@ function parseSpec(file: string, text: string): PipelineSpec {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
     const err = doc.errors[0]!;
-    throw new SpecError(file, err.linePos?.[0].line, undefined, `invalid YAML: ${err.message.split('\n')[0]}`, 'check indentation and quoting');
+    const at = lines.linePos(err.pos[0]);
+    const source = text.split('\n')[at.line - 1] ?? '';
+    const pointer = source.trim() ? `; the line reads: ${source.trim()}` : '';
+    throw new SpecError(file, at.line, undefined, `invalid YAML: ${err.message.split('\n')[0]}${pointer}`, 'check indentation and quoting', at.col);
   }
   const raw: unknown = doc.toJS();
   const loc = new Locator(doc, lines);

@@ -130,5 +130,7 @@ describe('failures leave the dataset consistent', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/is not a git repository/);
     expect((await ds.minipach('schedule', '-j', '0')).exitCode).toBe(2);
+    const version = await ds.minipach('--version');
+    expect(version).toMatchObject({ exitCode: 0, stdout: (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version });
   });
 });

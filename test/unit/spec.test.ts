@@ -55,6 +55,14 @@ datum_timeout: 2h
     expect(e.message).toMatch(/^fs\/spec.yml:5 transform.comand: unknown field "comand" \(accepted here: cmd, stdin, env, code, image\)$/);
   });
 
+  it('gives a YAML syntax error its line and column, and says what was expected', () => {
+    const e = err('input:\n  pfs: { repo: raw, glob: "/*"\ntransform: { cmd: [sh] }\n');
+    expect([e.line, e.column]).toEqual([3, 1]);
+    expect(e.message).toMatch(/^fs\/spec.yml:3:1: invalid YAML: .*end with a \}; the line reads: transform: \{ cmd: \[sh\] \}/);
+    const quote = err('input:\n  pfs:\n    repo: "raw\n');
+    expect(quote.message).toMatch(/^fs\/spec.yml:\d+:\d+: invalid YAML: Missing closing "quote/);
+  });
+
   it('explains a glob without a leading slash, on its line', () => {
     const e = err('input:\n  pfs:\n    repo: raw\n    glob: "sub-*"\ntransform: { cmd: [sh] }\n');
     expect(e.message).toBe('fs/spec.yml:4 input.pfs.glob: "sub-*" must start with "/" (did you mean "/sub-*"?)');
