@@ -6,14 +6,14 @@ import { MinipachError } from '../core/errors.js';
 import type { RunInfo } from '../schedule/follower.js';
 
 export class DaemonClient {
-  constructor(readonly url: string) {}
+  constructor(readonly url: string, private readonly token?: string) {}
 
   private async call<T>(method: 'GET' | 'POST', route: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
       res = await fetch(`${this.url}${route}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {

@@ -60,7 +60,7 @@ export async function needDaemon(dir: string): Promise<{ client: DaemonClient; d
   const ds = await openDataset(dir);
   const reg = await findDaemon(ds);
   if (!reg) throw new UsageError(`no minipach daemon serves ${ds.dir}; start one with: minipach up ${dir} (or set MINIPACH_URL to reach one elsewhere)`);
-  return { client: new DaemonClient(reg.url), ds };
+  return { client: new DaemonClient(reg.url, reg.token), ds };
 }
 
 /** Resolves after the first SIGINT/SIGTERM has been handled; a second one exits at once. */

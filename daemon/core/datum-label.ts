@@ -11,10 +11,19 @@ export function datumLabel(pipeline: string, name: string): string {
   return `${pipeline}/${name || ROOT_DATUM_LABEL}`;
 }
 
-/** `pipeline/datum` -> its parts; throws UsageError for anything else. */
+/**
+ * `pipeline/datum` -> its parts; throws UsageError for anything else. A datum label names a place in the
+ * dataset, so `.`/`..` segments, absolute paths and hidden pipeline directories are never one (a request
+ * cannot use a label to reach outside the pipeline).
+ */
 export function parseDatumLabel(label: string): { pipeline: string; name: string } {
   const i = label.indexOf('/');
   if (i <= 0) throw new UsageError(`"${label}" is not <pipeline>/<datum> (use <pipeline>/${ROOT_DATUM_LABEL} for a pipeline's single datum)`);
-  const name = label.slice(i + 1);
-  return { pipeline: label.slice(0, i), name: name === ROOT_DATUM_LABEL ? '' : name };
+  const pipeline = label.slice(0, i);
+  const name = label.slice(i + 1) === ROOT_DATUM_LABEL ? '' : label.slice(i + 1);
+  const segments = name ? name.split('/') : [];
+  if (pipeline.startsWith('.') || pipeline.includes('\\') || segments.some((s) => s === '' || s === '.' || s === '..') || /[\0\\]/.test(name)) {
+    throw new UsageError(`"${label}" is not a datum: a datum is <pipeline>/<path inside the pipeline>, without "." or ".." segments`);
+  }
+  return { pipeline, name };
 }

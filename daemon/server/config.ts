@@ -8,7 +8,7 @@ import path from 'node:path';
 import AjvModule from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { normalizeDatasetPath } from '../core/tree.js';
-import { MinipachError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { MinioConnection } from '../sources/minio-ingest.js';
 import type { BucketMapping } from '../sources/webhooks.js';
 
@@ -33,7 +33,16 @@ export interface DaemonConfig {
   readonly redisUrl?: string;
   /** Prefix of every BullMQ key in Redis. @defaultValue "minipach" */
   readonly queuePrefix: string;
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    /**
+     * The API token: every request to `/api`, `/queues` and `/metrics` must carry it
+     * (`Authorization: Bearer <token>`, or HTTP Basic with it as the password). Required to listen beyond
+     * loopback. @defaultValue none (loopback only, open to local users)
+     */
+    readonly token?: string;
+  };
   /** Embedded Redis, spool and registration live here. @defaultValue `<first dataset's git dir>/minipach/daemon` */
   readonly stateDir?: string;
   /** Workers run inside the daemon process (0: only external `minipach worker`s). @defaultValue 1 */
@@ -42,12 +51,14 @@ export interface DaemonConfig {
   readonly concurrency: number;
   /** Seconds between fetches of datasets that have a remote (0: only on events). @defaultValue 0 */
   readonly pollSeconds: number;
-  readonly secrets: { readonly gitea?: string; readonly minio?: string };
+  /** Webhook secrets: Gitea's HMAC key, MinIO's bearer token, the bearer token of `POST /hooks/git`. */
+  readonly secrets: { readonly gitea?: string; readonly minio?: string; readonly git?: string };
   /** Where bucket objects are downloaded from (MinIO, or any S3-compatible server). */
   readonly minio?: MinioConnection;
 }
 
-export class ConfigError extends MinipachError {
+/** A configuration that cannot be used: a usage error (exit 2), naming the file and key. */
+export class ConfigError extends UsageError {
   override name = 'ConfigError';
   constructor(readonly file: string, readonly key: string, problem: string) {
     super(`${file}: ${key ? `${key}: ` : ''}${problem}`);
@@ -90,7 +101,7 @@ export const CONFIG_SCHEMA = {
     http: {
       type: 'object',
       additionalProperties: false,
-      properties: { host: { type: 'string' }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+      properties: { host: { type: 'string' }, port: { type: 'integer', minimum: 0, maximum: 65535 }, token: { type: 'string', minLength: 16 } },
     },
     state_dir: { type: 'string' },
     workers: { type: 'integer', minimum: 0 },
@@ -105,7 +116,7 @@ export const CONFIG_SCHEMA = {
     secrets: {
       type: 'object',
       additionalProperties: false,
-      properties: { gitea: { type: 'string', minLength: 1 }, minio: { type: 'string', minLength: 1 } },
+      properties: { gitea: { type: 'string', minLength: 1 }, minio: { type: 'string', minLength: 1 }, git: { type: 'string', minLength: 1 } },
     },
   },
 } as const;
@@ -117,12 +128,14 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   MINIPACH_QUEUE_PREFIX: 'queue_prefix',
   MINIPACH_HTTP_HOST: 'http.host',
   MINIPACH_HTTP_PORT: 'http.port',
+  MINIPACH_API_TOKEN: 'http.token',
   MINIPACH_STATE_DIR: 'state_dir',
   MINIPACH_WORKERS: 'workers',
   MINIPACH_CONCURRENCY: 'concurrency',
   MINIPACH_POLL_SECONDS: 'poll_seconds',
   MINIPACH_GITEA_SECRET: 'secrets.gitea',
   MINIPACH_MINIO_TOKEN: 'secrets.minio',
+  MINIPACH_GIT_SECRET: 'secrets.git',
   MINIPACH_MINIO_ENDPOINT: 'minio.endpoint',
   MINIPACH_MINIO_ACCESS_KEY: 'minio.access_key',
   MINIPACH_MINIO_SECRET_KEY: 'minio.secret_key',
@@ -166,14 +179,14 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     });
     return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, minio };
   });
-  const http = (obj['http'] as { host?: string; port?: number } | undefined) ?? {};
-  const secrets = (obj['secrets'] as { gitea?: string; minio?: string } | undefined) ?? {};
+  const http = (obj['http'] as { host?: string; port?: number; token?: string } | undefined) ?? {};
+  const secrets = (obj['secrets'] as { gitea?: string; minio?: string; git?: string } | undefined) ?? {};
   const m = obj['minio'] as { endpoint: string; access_key: string; secret_key: string; region?: string } | undefined;
   return {
     datasets,
     redisUrl: (obj['redis'] as { url?: string } | undefined)?.url,
     queuePrefix: (obj['queue_prefix'] as string | undefined) ?? 'minipach',
-    http: { host: http.host ?? '127.0.0.1', port: http.port ?? 8177 },
+    http: { host: http.host ?? '127.0.0.1', port: http.port ?? 8177, token: http.token },
     stateDir: obj['state_dir'] ? path.resolve(base, obj['state_dir'] as string) : undefined,
     workers: (obj['workers'] as number | undefined) ?? 1,
     concurrency: (obj['concurrency'] as number | undefined) ?? 1,
@@ -181,6 +194,21 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     secrets,
     minio: m && { endpoint: m.endpoint, accessKey: m.access_key, secretKey: m.secret_key, region: m.region },
   };
+}
+
+/** Whether an address is this machine's loopback (a daemon there is reachable by local users only). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::ffff:127.0.0.1';
+}
+
+/**
+ * Refuses a configuration that would expose the API without a token: beyond loopback anybody who reaches
+ * the port could schedule work and read logs.
+ */
+export function checkExposure(config: DaemonConfig, file = 'configuration'): void {
+  if (!isLoopback(config.http.host) && !config.http.token) {
+    throw new ConfigError(file, 'http.token', `the daemon would listen on ${config.http.host}, beyond loopback, without an API token; set http.token (or MINIPACH_API_TOKEN) to a secret of 16 characters or more, or listen on 127.0.0.1`);
+  }
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {

@@ -24,7 +24,7 @@ import { Follower, type RunInfo } from '../schedule/follower.js';
 import { EventProcessor } from '../sources/events.js';
 import { EventIntake, type EventTarget } from '../sources/intake.js';
 import { HttpError, type DaemonApi, type DaemonStatus, type DatasetSelector } from './api.js';
-import type { DaemonConfig } from './config.js';
+import { checkExposure, type DaemonConfig } from './config.js';
 import { createServer } from './http.js';
 import { Metrics } from './metrics.js';
 import { registerDaemon, unregisterDaemon } from './registration.js';
@@ -56,6 +56,7 @@ export class Daemon implements DaemonApi {
   }
 
   static async start(config: DaemonConfig, log: Logger = pino({ name: 'minipach' }, pino.destination(2))): Promise<Daemon> {
+    checkExposure(config);
     const served = await openServed(config);
     const stateDir = config.stateDir ?? path.join(served[0]!.ds.stateDir, 'daemon');
     await mkdir(stateDir, { recursive: true });
@@ -94,10 +95,10 @@ export class Daemon implements DaemonApi {
     }
     const spoolDir = path.join(stateDir, 'spool');
     const intake = new EventIntake({ targets, spoolDir, sightings: this.sightings, secrets: this.config.secrets, warn: (msg, fields) => this.logger.warn(fields, msg) });
-    this.server = await createServer({ api: this, intake, dashboard: queueDashboard(this.queue, '/queues') }, this.config.http.host, this.config.http.port);
+    this.server = await createServer({ api: this, token: this.config.http.token, intake, dashboard: queueDashboard(this.queue, '/queues') }, this.config.http.host, this.config.http.port);
     const addr = this.server.address();
     this.url = `http://${this.config.http.host}:${typeof addr === 'object' && addr ? addr.port : this.config.http.port}`;
-    for (const f of this.followers) await registerDaemon(f.ds, { pid: process.pid, url: this.url, redisUrl: this.redisUrl, queuePrefix: this.config.queuePrefix, dataset: f.name });
+    for (const f of this.followers) await registerDaemon(f.ds, { pid: process.pid, url: this.url, redisUrl: this.redisUrl, queuePrefix: this.config.queuePrefix, dataset: f.name, token: this.config.http.token });
     // Catch up: whatever happened while no daemon ran (and jobs finished meanwhile) is scheduled now,
     // and events spooled meanwhile (pushes while the daemon was down) are replayed.
     for (const f of this.followers) f.request('daemon started');

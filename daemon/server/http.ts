@@ -4,15 +4,17 @@
  * translate between HTTP and the DaemonApi / EventIntake calls.
  */
 import type { Server } from 'node:http';
-import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import { PathEscapeError, UsageError } from '../core/errors.js';
 import { isJobState, JOB_STATES } from '../queue/datum-queue.js';
 import type { EventIntake, IntakeAnswer } from '../sources/intake.js';
-import { WebhookError } from '../sources/webhooks.js';
+import { credentialOf, safeEqual, WebhookError } from '../sources/webhooks.js';
 import { HttpError, type DaemonApi, type DatasetSelector } from './api.js';
 
 export interface ServerParts {
   readonly api: DaemonApi;
+  /** The API token `/api`, `/queues` and `/metrics` require; none: open (loopback only, see config.ts). */
+  readonly token?: string;
   readonly intake: EventIntake;
   /** bull-board's router, mounted at `/queues`. */
   readonly dashboard: Router;
@@ -21,6 +23,8 @@ export interface ServerParts {
 export async function createServer(parts: ServerParts, host: string, port: number): Promise<Server> {
   const app = express();
   app.disable('x-powered-by');
+  const auth = requireToken(parts.token);
+  app.use(['/api', '/queues', '/metrics'], auth);
   app.use('/queues', parts.dashboard);
   serviceRoutes(app, parts.api);
   apiRoutes(app, parts.api);
@@ -49,8 +53,31 @@ const selector = (q: Record<string, unknown>): DatasetSelector => ({
   branch: q['branch'] as string | undefined,
 });
 
+/**
+ * Requests to the API, the queue view and the metrics carry the token, as a bearer token (the CLI) or as
+ * the password of HTTP Basic (a browser asks for it): 401 without one, 403 with a wrong one.
+ */
+function requireToken(token: string | undefined): RequestHandler {
+  return (req, res, next) => {
+    if (!token) return next();
+    const given = credentialOf(req.headers.authorization);
+    if (given === undefined) {
+      res.set('WWW-Authenticate', 'Basic realm="minipach", charset="UTF-8"');
+      return void res.status(401).json({ error: 'this daemon needs its API token: send "Authorization: Bearer <token>" (the CLI reads it from the daemon registration or MINIPACH_TOKEN)' });
+    }
+    if (!safeEqual(given, token)) return void res.status(403).json({ error: 'wrong API token' });
+    next();
+  };
+}
+
+/** A request that changes something must say it is JSON: a cross-site form cannot, so it cannot schedule. */
+const jsonOnly: RequestHandler = (req, _res, next) => {
+  if (req.method !== 'GET' && req.method !== 'HEAD' && !req.is('application/json')) throw new HttpError(415, `${req.method} ${req.path} takes a JSON body (Content-Type: application/json)`);
+  next();
+};
+
 function apiRoutes(app: Express, api: DaemonApi): void {
-  app.use('/api', express.json({ limit: '1mb' }));
+  app.use('/api', jsonOnly, express.json({ limit: '1mb' }));
   app.post('/api/schedule', (req, res) => {
     res.status(202).json(api.schedule(selector(req.body ?? {}), (req.body?.reason as string | undefined) ?? 'minipach schedule'));
   });
@@ -82,7 +109,7 @@ function hookRoutes(app: Express, intake: EventIntake): void {
   const raw = express.raw({ type: () => true, limit: '25mb' });
   const body = (req: Request) => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
   const answer = (res: Response, a: IntakeAnswer) => void res.status(a.status).json(a.body);
-  app.post('/hooks/git', raw, async (req, res) => answer(res, await intake.git(body(req), req.headers['content-type'] ?? '', String(req.query['repo'] ?? ''))));
+  app.post('/hooks/git', raw, async (req, res) => answer(res, await intake.git(body(req), req.headers, String(req.query['repo'] ?? ''))));
   app.post('/hooks/gitea', raw, async (req, res) => answer(res, await intake.gitea(body(req), req.headers)));
   app.post('/hooks/minio', raw, async (req, res) => answer(res, await intake.minio(body(req), req.headers)));
 }

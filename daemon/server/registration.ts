@@ -3,7 +3,7 @@
  * `minipach up`), or MINIPACH_URL. Kept apart from daemon.ts so that commands that only talk to a daemon
  * do not load the queue, the HTTP server and their dependencies.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Dataset } from '../adapters/dataset.js';
 
@@ -14,11 +14,13 @@ export interface Registration {
   readonly redisUrl: string;
   readonly queuePrefix: string;
   readonly dataset: string;
+  /** The daemon's API token, for the CLI of this clone (the file is readable by its owner only). */
+  readonly token?: string;
 }
 
 export const REGISTRATION_FILE = 'daemon.json';
 
-/** The daemon serving `ds`, if one is registered there and answers. */
+/** The daemon serving `ds`, if one is registered there (or named by MINIPACH_URL) and answers, with its token. */
 export async function findDaemon(ds: Dataset): Promise<Registration | undefined> {
   const env = process.env['MINIPACH_URL'];
   let reg: Registration | undefined;
@@ -35,12 +37,16 @@ export async function findDaemon(ds: Dataset): Promise<Registration | undefined>
   } catch {
     return undefined;
   }
-  return { ...(reg ?? { pid: 0, redisUrl: '', queuePrefix: 'minipach', dataset: '' }), url };
+  // MINIPACH_TOKEN wins: a daemon reached through MINIPACH_URL left no registration here.
+  const token = process.env['MINIPACH_TOKEN'] || reg?.token;
+  return { ...(reg ?? { pid: 0, redisUrl: '', queuePrefix: 'minipach', dataset: '' }), url, token };
 }
 
 /** Writes `daemon.json` into the dataset's state dir. */
 export async function registerDaemon(ds: Dataset, reg: Registration): Promise<void> {
-  await writeFile(path.join(ds.stateDir, REGISTRATION_FILE), JSON.stringify(reg, null, 2) + '\n');
+  const file = path.join(ds.stateDir, REGISTRATION_FILE);
+  await writeFile(file, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
+  await chmod(file, 0o600);
 }
 
 /** Removes `daemon.json` if this process wrote it (a newer daemon's registration stays). */

@@ -31,7 +31,7 @@ export interface IntakeOptions {
   readonly targets: readonly EventTarget[];
   readonly spoolDir: string;
   readonly sightings: SightingStore;
-  readonly secrets: { readonly gitea?: string; readonly minio?: string };
+  readonly secrets: { readonly gitea?: string; readonly minio?: string; readonly git?: string };
   readonly warn: (msg: string, fields: Record<string, unknown>) => void;
 }
 
@@ -70,7 +70,9 @@ export class EventIntake {
   }
 
   /** `{"repo": <path or URL>, "dataset": <name>?, "updates": [{"ref", "before"?, "after"}]}` or a hook's stdin lines. */
-  async git(body: Buffer, contentType: string, repoQuery: string): Promise<IntakeAnswer> {
+  async git(body: Buffer, headers: Headers, repoQuery: string): Promise<IntakeAnswer> {
+    if (this.o.secrets.git) verifyBearer(headers['authorization'] as string | undefined, this.o.secrets.git, 'this daemon has secrets.git set: send it as a bearer token');
+    const contentType = (headers['content-type'] as string | undefined) ?? '';
     let ev: GitEvent & { dataset?: string };
     if (contentType.includes('json')) {
       const b = json(body) as { repo?: string; dataset?: string; updates?: RefUpdate[] };

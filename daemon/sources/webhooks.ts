@@ -18,7 +18,8 @@ const header = (h: Headers, name: string) => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-function safeEqual(a: string, b: string): boolean {
+/** Compares secrets in constant time. */
+export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   // timingSafeEqual needs equal lengths; comparing against itself keeps the time independent of where they differ.
@@ -76,10 +77,20 @@ export function parseGiteaEvent(eventHeader: string | undefined, body: unknown):
   return undefined;
 }
 
-export function verifyBearer(authorization: string | undefined, token: string): void {
-  const m = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
-  if (!m) throw new WebhookError(401, 'no "Authorization: Bearer <token>" header (set auth_token of the MinIO webhook target)');
-  if (!safeEqual(m[1]!.trim(), token)) throw new WebhookError(401, 'wrong bearer token');
+/** The secret an Authorization header carries: `Bearer <token>`, or the password of HTTP Basic. */
+export function credentialOf(authorization: string | undefined): string | undefined {
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
+  if (bearer) return bearer[1]!.trim();
+  const basic = /^Basic\s+(.+)$/i.exec(authorization ?? '');
+  if (!basic) return undefined;
+  const decoded = Buffer.from(basic[1]!.trim(), 'base64').toString('utf8');
+  return decoded.includes(':') ? decoded.slice(decoded.indexOf(':') + 1) : undefined;
+}
+
+export function verifyBearer(authorization: string | undefined, token: string, where = 'set auth_token of the MinIO webhook target'): void {
+  const given = /^Bearer\s+/i.test(authorization ?? '') ? credentialOf(authorization) : undefined;
+  if (given === undefined) throw new WebhookError(401, `no "Authorization: Bearer <token>" header (${where})`);
+  if (!safeEqual(given, token)) throw new WebhookError(401, 'wrong bearer token');
 }
 
 export interface ObjectChange {

@@ -74,16 +74,16 @@ export interface StatusJson {
   datasets: { name: string; state: string; last_run?: { counts: Record<string, number> }; recent_runs: { id: number; reason: string; state: string }[] }[];
 }
 
-export async function status(url: string): Promise<StatusJson> {
-  return (await (await fetch(`${url}/api/status`)).json()) as StatusJson;
+export async function status(url: string, token?: string): Promise<StatusJson> {
+  return (await (await fetch(`${url}/api/status`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).json()) as StatusJson;
 }
 
 /** Waits until the daemon has nothing queued, running or waiting. */
-export async function waitIdle(url: string, timeoutMs = 120_000): Promise<StatusJson> {
+export async function waitIdle(url: string, timeoutMs = 120_000, token?: string): Promise<StatusJson> {
   const deadline = Date.now() + timeoutMs;
   let idleSince = 0;
   for (;;) {
-    const s = await status(url).catch(() => undefined);
+    const s = await status(url, token).catch(() => undefined);
     const idle = s && s.datasets.every((d) => d.state === 'idle') && !s.jobs['waiting'] && !s.jobs['active'] && !s.jobs['delayed'];
     if (idle) {
       // Idle twice in a row, half a second apart: a chained round may start right after one ends.

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildProgram } from '../../daemon/cli/main.js';
-import { parseConfig } from '../../daemon/server/config.js';
+import { checkExposure, parseConfig } from '../../daemon/server/config.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const compose = parse(readFileSync(`${root}compose.yaml`, 'utf8')) as {
@@ -29,8 +29,20 @@ describe('the deployment description', () => {
     const mount = compose.services['daemon']!.volumes!.find((v) => v.endsWith(':/etc/minipach/minipach.yml:ro'))!;
     const file = `${root}${mount.split(':')[0]!.replace(/^\.\//, '')}`;
     const env = compose.services['daemon']!.environment!;
-    const config = parseConfig(file, parse(readFileSync(file, 'utf8')), { REDIS_URL: 'redis://redis:6379', MINIPACH_WORKERS: env['MINIPACH_WORKERS']! });
-    expect(config).toMatchObject({ redisUrl: 'redis://redis:6379', workers: 0, datasets: [{ name: 'study', remote: 'origin' }] });
+    const raw = parse(readFileSync(file, 'utf8'));
+    const config = parseConfig(file, raw, { REDIS_URL: 'redis://redis:6379', MINIPACH_WORKERS: env['MINIPACH_WORKERS']!, MINIPACH_API_TOKEN: 'a-token-of-16-chars-or-more' });
+    expect(config).toMatchObject({ redisUrl: 'redis://redis:6379', workers: 0, datasets: [{ name: 'study', remote: 'origin' }], http: { host: '0.0.0.0', token: 'a-token-of-16-chars-or-more' } });
+    expect(() => checkExposure(config)).not.toThrow();
+    // Without the token the same configuration is refused: it listens beyond loopback.
+    expect(() => checkExposure(parseConfig(file, raw, {}))).toThrow(/beyond loopback, without an API token/);
+  });
+
+  it('has no default secrets: each one must come from the environment', () => {
+    const text = readFileSync(`${root}compose.yaml`, 'utf8') + readFileSync(`${root}deploy/minipach.yml`, 'utf8');
+    expect(text).not.toMatch(/change-me|minipach-secret/);
+    for (const v of ['MINIPACH_GITEA_SECRET', 'MINIPACH_MINIO_TOKEN', 'MINIPACH_API_TOKEN', 'MINIO_ROOT_PASSWORD']) expect(text).toMatch(new RegExp(`\\$\\{${v}:\\?`));
+    const merged = parse(readFileSync(`${root}compose.yaml`, 'utf8'), { merge: true }) as typeof compose;
+    expect(merged.services['daemon']!.environment!['MINIPACH_API_TOKEN']).toMatch(/^\$\{MINIPACH_API_TOKEN:\?/);
   });
 
   it('builds an image from files that exist', () => {

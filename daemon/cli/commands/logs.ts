@@ -18,7 +18,7 @@ export function register(program: Command): void {
       const ds = await openDataset(dir);
       const reg = await findDaemon(ds);
       let result: { datum: string; source: string; log: string };
-      if (reg) result = await new DaemonClient(reg.url).logs({ dir: ds.dir, branch: ds.branch }, datum);
+      if (reg) result = await new DaemonClient(reg.url, reg.token).logs({ dir: ds.dir, branch: ds.branch }, datum);
       else {
         const { pipeline, name } = parseDatumLabel(datum);
         const found = await readDatumLog(ds.stateDir, pipeline, name);

@@ -52,7 +52,7 @@ export function register(program: Command): void {
 
 /** One code path: the daemon runs the same schedule() with its queue as the runner. Undefined: --no-wait returned early. */
 async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport | undefined> {
-  const client = new DaemonClient(daemon.url);
+  const client = new DaemonClient(daemon.url, daemon.token);
   const queued = await client.schedule({ dir: ds.dir, branch: ds.branch });
   const run = await client.waitFor(queued.id, { untilEnqueued: !o.wait, onProgress: (r) => progress({ ...r.progress, datum: '' }) });
   if (!o.wait && run.state !== 'done' && run.state !== 'failed') {

@@ -52,7 +52,7 @@ export function register(program: Command): void {
 async function scheduleAfterSave(ds: Dataset, o: WatchFlags): Promise<void> {
   const daemon = o.local ? undefined : await findDaemon(ds);
   if (daemon) {
-    await new DaemonClient(daemon.url).schedule({ dir: ds.dir, branch: ds.branch }, 'minipach watch');
+    await new DaemonClient(daemon.url, daemon.token).schedule({ dir: ds.dir, branch: ds.branch }, 'minipach watch');
     return;
   }
   const c = (await schedule(ds, { jobs: o.jobs })).counts;
