@@ -67,6 +67,14 @@ export class Annex {
     return where();
   }
 
+  /** The keys among `keys` whose content is not in this repository's object store (one batch process). */
+  async missingContent(keys: readonly string[]): Promise<string[]> {
+    if (!keys.length) return [];
+    const r = await this.annex(['contentlocation', '--batch'], keys.join('\n') + '\n');
+    const lines = r.stdout.split('\n');
+    return keys.filter((_, i) => !lines[i]?.trim());
+  }
+
   /**
    * Moves a file into the object store under the key the dataset's backend gives it (`backend`: the
    * `annex.backend` attribute of its path, if any). Returns the key and the object's path below

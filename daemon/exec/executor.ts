@@ -16,6 +16,7 @@ import type { ResourceUsage } from '../core/result-index.js';
 import type { PipelineSpec } from '../core/spec.js';
 import { MODE_SYMLINK, normalizeDatasetPath } from '../core/tree.js';
 import type { Dataset } from '../adapters/dataset.js';
+import { SnapshotReader } from '../adapters/snapshot-reader.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
 import { installSubdatasets, scratchCheckout } from './scratch.js';
 
@@ -105,8 +106,8 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
     const outputsCommit = await checkout.repo.head();
     const outputs = datumOutputs(await ds.repo.lsTree(outputsCommit, [job.outputDir]), job.spec.name, job.outputDir);
-    const escape = await findEscapingOutput(ds, job, outputs);
-    if (escape) return { ok: false, reason: escape.message, stderrTail, resources: resources(), log, permanent: true };
+    const refused = (await findEscapingOutput(ds, job, outputs)) ?? (await findContentlessOutput(ds, job, outputs));
+    if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
     await hooks.afterRun?.(checkout.dir, outputsCommit, outputs);
     return { ok: true, commit: outputsCommit, outputs, record: runResult.run_info!, resources: resources(), log };
   } catch (e) {
@@ -118,17 +119,31 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
   }
 }
 
-/** An output symlink that leads out of the dataset (annex links are fine), as an error; nothing of it is committed. */
-async function findEscapingOutput(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[]): Promise<PathEscapeError | undefined> {
+/** An output symlink that leads out of the dataset (annex links are fine), as the reason; nothing of it is committed. */
+async function findEscapingOutput(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[]): Promise<string | undefined> {
   const entries = outputs.filter((e) => e.mode === MODE_SYMLINK);
   const targets = await ds.repo.readBlobs(entries.map((e) => e.oid));
   for (const e of entries) {
     const target = targets.get(e.oid)?.toString('utf8') ?? '';
     if (annexKeyFromLinkTarget(target)) continue;
     const resolved = target.startsWith('/') ? undefined : normalizeDatasetPath(path.posix.join(path.posix.dirname(e.path), target));
-    if (resolved === undefined) return new PathEscapeError(`${e.path} -> ${target}`, `output of ${datumLabel(job.spec.name, job.datum.name)}`);
+    if (resolved === undefined) return new PathEscapeError(`${e.path} -> ${target}`, `output of ${datumLabel(job.spec.name, job.datum.name)}`).message;
   }
   return undefined;
+}
+
+/**
+ * An annexed output whose content is not here: the command made an annex link (or pointer file) to a key
+ * nobody has. Committed, it would be a result with zero copies anywhere; so the datum fails instead.
+ */
+async function findContentlessOutput(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[]): Promise<string | undefined> {
+  const keys = await new SnapshotReader(ds.repo).keysOf(outputs);
+  const annexed = outputs.flatMap((e) => (keys.get(e)?.annexKey ? [{ path: e.path, key: keys.get(e)!.annexKey! }] : []));
+  const missing = new Set(await ds.annex.missingContent(annexed.map((a) => a.key)));
+  const bad = annexed.filter((a) => missing.has(a.key));
+  if (!bad.length) return undefined;
+  const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : '';
+  return `output ${bad[0]!.path}${more} of ${datumLabel(job.spec.name, job.datum.name)} is an annexed file whose content (${bad[0]!.key}) is not there: the command made a link to content nobody has; nothing was committed (write real files into $MINIPACH_OUT)`;
 }
 
 function tail(s: string, lines = 20): string {

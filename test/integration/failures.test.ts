@@ -98,6 +98,27 @@ describe('failures leave the dataset consistent', () => {
     await ds.fsck();
   });
 
+  it('an output that is an annex link to content nobody has fails its datum; nothing of it is committed', async () => {
+    ds = await TestDataset.create();
+    const key = 'MD5E-s4--0123456789abcdef0123456789abcdef.txt';
+    const hashdir = (await ds.git('annex', 'examinekey', '--format=${hashdirmixed}', key)).trim();
+    ds.write({
+      'raw/a': 'x\n',
+      'raw/b': 'y\n',
+      'fake/spec.yml': `input: { pfs: { repo: raw, glob: "/*" } }\ntransform:\n  cmd: [sh, -c]\n  stdin: ['if [ "$MINIPACH_DATUM" = a ]; then ln -s ../../.git/annex/objects/${hashdir}${key}/${key} "$MINIPACH_OUT/result.txt"; else cp "$MINIPACH_IN_raw" "$MINIPACH_OUT/result.txt"; fi']\n`,
+    });
+    await ds.save();
+    const { exitCode, report } = await ds.scheduleJson();
+    expect(exitCode).toBe(1);
+    expect(datum(report, 'fake', 'a')).toMatchObject({ status: 'failed' });
+    expect(datum(report, 'fake', 'a').reason).toMatch(/output fake\/a\/result.txt of fake\/a is an annexed file whose content \(MD5E-s4--0123456789abcdef0123456789abcdef.txt\) is not there/);
+    expect(datum(report, 'fake', 'b').status).toBe('ok');
+    expect(Object.keys(await ds.keysUnder('fake'))).not.toContain('fake/a/result.txt');
+    const logs = await ds.minipach('logs', 'fake/a');
+    expect(logs.stdout).toContain('is an annexed file whose content');
+    await ds.fsck();
+  });
+
   it('uncommitted work in the checked-out tree is never overwritten', async () => {
     ds = await TestDataset.create({ text2git: true });
     ds.write({ 'raw/a': 'x\n', 'step/spec.yml': STEP, 'notes.txt': 'draft\n' });
