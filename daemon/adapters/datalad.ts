@@ -41,6 +41,24 @@ export function dataladRunArgv(req: DataladRunRequest): string[] {
 
 const isResultLine = (l: string) => l.startsWith('{"action"');
 
+/** datalad's message of a result: a string, or `[format, ...args]` with `%s`-style placeholders. */
+export function resultMessage(r: DataladResult): string {
+  const m = r.message;
+  if (typeof m === 'string') return m;
+  if (!Array.isArray(m) || !m.length) return '';
+  const [format, ...args] = m as [string, ...unknown[]];
+  let i = 0;
+  return String(format).replace(/%[sdrif]/g, () => String(args[i++] ?? ''));
+}
+
+/**
+ * What datalad itself said went wrong: its results with status `error` or `impossible`, as lines
+ * `action path: status: message` (git-annex's own words are in the message). Empty when none failed.
+ */
+export function dataladErrors(results: readonly DataladResult[]): string[] {
+  return results.filter((r) => r.status === 'error' || r.status === 'impossible').map((r) => `${r.action}${r.path ? ` ${r.path}` : ''}: ${r.status}${resultMessage(r) ? `: ${resultMessage(r)}` : ''}`);
+}
+
 /** Runs `datalad run` in `dir`; never throws for the command's own failure (see the outcome). */
 export async function dataladRun(dir: string, req: DataladRunRequest, opts: Omit<RunOptions, 'cwd'> = {}): Promise<DataladRunOutcome> {
   const argv = dataladRunArgv(req);

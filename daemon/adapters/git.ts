@@ -196,8 +196,14 @@ export class GitRepo {
     return new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const));
   }
 
-  async setConfig(key: string, value: string): Promise<void> {
-    await this.git(['config', key, value]);
+  /** Sets a config value; `worktree`: for this worktree only (needs extensions.worktreeConfig). */
+  async setConfig(key: string, value: string, { worktree = false } = {}): Promise<void> {
+    await this.git(['config', ...(worktree ? ['--worktree'] : []), key, value]);
+  }
+
+  /** remote name -> URL, for the git remotes that have one. */
+  async remoteUrls(): Promise<Map<string, string>> {
+    return new Map([...(await this.configMatching('^remote\\..*\\.url$'))].map(([k, v]) => [k.slice('remote.'.length, -'.url'.length), v]));
   }
 
   /** The URL of a git remote, or undefined when there is no such remote. */
@@ -208,7 +214,7 @@ export class GitRepo {
 
   /** The git remotes that have a URL (annex special remotes have none). */
   async remotes(): Promise<string[]> {
-    return [...(await this.configMatching('^remote\\..*\\.url$')).keys()].map((k) => k.slice('remote.'.length, -'.url'.length));
+    return [...(await this.remoteUrls()).keys()];
   }
 
   /** The value of a git attribute for a path (`unspecified` when none applies). */

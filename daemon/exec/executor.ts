@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { PathEscapeError } from '../core/errors.js';
 import type { LsTreeEntry } from '../adapters/git.js';
-import { dataladRun } from '../adapters/datalad.js';
+import { dataladErrors, dataladRun } from '../adapters/datalad.js';
 import { buildCommand } from '../core/command.js';
 import { annexKeyFromLinkTarget } from '../core/content-key.js';
 import { datumLabel } from '../core/datum-label.js';
@@ -96,12 +96,16 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
       usage = sampler?.stop();
     });
     const runResult = r.results.find((x) => x.action === 'run');
-    const log = `$ ${r.argv.join(' ')}\n${r.commandOutput}\n--- stderr ---\n${r.stderr}`;
-    const stderrTail = tail(r.stderr.split('\n').filter((l) => !l.startsWith('[INFO]')).join('\n'));
+    // datalad's own failures (an input it could not get, a save it could not do) come as JSON results, not
+    // on stderr: they go into the log, the stderr tail and the reason, so no failure is left unexplained.
+    const errors = dataladErrors(r.results);
+    const log = `$ ${r.argv.join(' ')}\n${r.commandOutput}\n--- stderr ---\n${r.stderr}${errors.length ? `\n--- datalad ---\n${errors.join('\n')}\n` : ''}`;
+    const stderrTail = tail([...r.stderr.split('\n').filter((l) => !l.startsWith('[INFO]')), ...errors].join('\n'));
     if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
     if (!runResult || runResult.status !== 'ok' || r.results.some((x) => x.status === 'error') || r.exitCode !== 0) {
       const exit = runResult?.exit_code;
-      return { ok: false, exit, reason: exit !== undefined ? `exit ${exit}` : `datalad run failed (exit ${r.exitCode})`, stderrTail, resources: resources(), log };
+      const reason = exit !== undefined ? `exit ${exit}` : errors.length ? `datalad run failed: ${errors[0]}` : `datalad run failed (exit ${r.exitCode})`;
+      return { ok: false, exit, reason, stderrTail, resources: resources(), log };
     }
     // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
     const outputsCommit = await checkout.repo.head();

@@ -35,12 +35,30 @@ export async function scratchCheckout(ds: Dataset, commit: string, paths: readon
   try {
     await enableWorktreeConfig(ds);
     const repo = await withWorktreeLock(ds, () => ds.repo.addWorktree(dir, commit));
+    await pinRemoteUrls(ds, repo);
     await repo.sparseCheckout(['/.datalad/', '.gitattributes', ...paths.map(sparsePattern)]);
     return { dir, repo, remove };
   } catch (e) {
     await remove();
     throw e;
   }
+}
+
+/**
+ * A remote recorded as a relative path (`datalad clone origin.git mine` records `../origin.git`) means
+ * "relative to the dataset"; in a scratch checkout elsewhere git and git-annex would resolve it against the
+ * checkout, and every `get` would fail. So the checkout gets the absolute path, in its own worktree config.
+ */
+async function pinRemoteUrls(ds: Dataset, repo: GitRepo): Promise<void> {
+  for (const [remote, url] of await ds.repo.remoteUrls()) {
+    if (!isRelativePath(url)) continue;
+    await repo.setConfig(`remote.${remote}.url`, path.resolve(ds.dir, url), { worktree: true });
+  }
+}
+
+/** A remote URL that is a path relative to the repository (not `/abs`, `file://`, `host:path` or `scheme://`). */
+export function isRelativePath(url: string): boolean {
+  return !path.isAbsolute(url) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !/^[^/]+:/.test(url);
 }
 
 const worktreeConfigReady = new Map<string, Promise<unknown>>();
