@@ -2,7 +2,7 @@
  * The one place that starts processes. Commands are data (argv built by pure functions elsewhere); this
  * module runs them and turns failures into ProcessError.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { ProcessError } from '../core/errors.js';
 
@@ -120,4 +120,23 @@ export function getconf(name: string, fallback: number): number {
   } catch {
     return fallback;
   }
+}
+
+/**
+ * A watchdog for a detached process group: a tiny shell of its own that, should `owner` die (a worker or
+ * CLI killed with -9, which cannot clean up), kills the whole group within about half a second. It ends by
+ * itself when the group ends. Returns a function that stops it early.
+ */
+export function watchOrphan(group: number, owner = process.pid): () => void {
+  const script = `while kill -0 -${group} 2>/dev/null; do if ! kill -0 ${owner} 2>/dev/null; then kill -KILL -${group} 2>/dev/null; exit 0; fi; sleep 0.5; done`;
+  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  child.on('error', () => undefined);
+  child.unref();
+  return () => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { PathEscapeError } from '../core/errors.js';
 import type { LsTreeEntry } from '../adapters/git.js';
 import { dataladErrors, dataladRun } from '../adapters/datalad.js';
+import { watchOrphan } from '../adapters/process.js';
 import { buildCommand } from '../core/command.js';
 import { annexKeyFromLinkTarget } from '../core/content-key.js';
 import { datumLabel } from '../core/datum-label.js';
@@ -87,13 +88,17 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
 
     let sampler: CommandSampler | undefined;
+    let stopWatchdog: (() => void) | undefined;
     const onSpawn = (pid: number) => {
       sampler = new CommandSampler(pid).start();
+      // Should this process be killed outright, the command's process group goes with it.
+      stopWatchdog = watchOrphan(pid);
       hooks.onSpawn?.(pid);
     };
     const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;
     const r = await dataladRun(checkout.dir, dataladRunRequest(job), { detached: true, timeoutMs, onSpawn }).finally(() => {
       usage = sampler?.stop();
+      stopWatchdog?.();
     });
     const runResult = r.results.find((x) => x.action === 'run');
     // datalad's own failures (an input it could not get, a save it could not do) come as JSON results, not

@@ -148,7 +148,7 @@ export class DatumQueue {
         dataset: j.data.dataset,
         datum: datumLabel(j.data.pipeline, j.data.datumName),
         key: j.data.key,
-        attempts: j.attemptsMade,
+        attempts: Math.max(j.attemptsStarted, j.attemptsMade),
         reason: j.failedReason || undefined,
         finishedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
       })),

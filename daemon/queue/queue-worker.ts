@@ -52,7 +52,8 @@ export async function startQueueWorker(opts: QueueWorkerOptions, processor: (job
       try {
         return await processor({
           data: job.data,
-          attempt: job.attemptsMade + 1,
+          // attemptsStarted counts tries a killed worker never finished too (attemptsMade does not).
+          attempt: Math.max(job.attemptsStarted, job.attemptsMade + 1),
           log: async (text) => void (await job.log(text).catch(() => undefined)),
           recordFailedTry: (lastTry) => job.updateData({ ...job.data, lastTry }),
         });

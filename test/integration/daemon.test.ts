@@ -130,6 +130,34 @@ describe('the daemon with workers', () => {
     await ds.fsck();
   });
 
+  it("a worker killed with -9: its command's processes are gone within seconds, before any worker takes the slot; the retry says try 2", async () => {
+    const marker = 300 + Math.floor(Math.random() * 600);
+    const ds = await dataset(1, { before: `sleep ${marker}` });
+    cleanups.push(stopEmbeddedRedis(ds));
+    const daemon = track(await startDaemon(ds.dir));
+    const victim = track(await startWorker(ds.dir, daemon.redisUrl));
+    await victim.waitFor(/try 1/);
+    const running = async () => (await execa('pgrep', ['-f', `sleep ${marker}`], { reject: false })).stdout.trim();
+    for (let i = 0; i < 50 && !(await running()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await running()).not.toBe('');
+    await victim.kill9();
+    const killedAt = Date.now();
+    while ((await running()) && Date.now() - killedAt < 5000) await new Promise((r) => setTimeout(r, 100));
+    expect(await running(), 'the orphaned command still runs').toBe('');
+    expect(Date.now() - killedAt).toBeLessThan(5000);
+
+    // The job comes back; the next worker's try is the second, and says so.
+    const survivor = track(await startWorker(ds.dir, daemon.redisUrl, ['--concurrency', '1']));
+    await survivor.waitFor(/count\/s000: try 2 /, 60_000);
+    const jobs = await ds.minipach('jobs', '--json');
+    expect((JSON.parse(jobs.stdout) as { attempts: number }[])[0]!.attempts).toBe(2);
+    await survivor.kill9();
+    const again = Date.now();
+    while ((await running()) && Date.now() - again < 5000) await new Promise((r) => setTimeout(r, 100));
+    expect(await running()).toBe('');
+    await daemon.stop();
+  });
+
   it('Redis restarted mid-run: no job is lost', async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
