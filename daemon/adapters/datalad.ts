@@ -3,7 +3,7 @@
  * tests) with its JSON result lines parsed, and `datalad save` of changed paths.
  */
 import type { DataladRunRecord } from '../core/record.js';
-import { runUnchecked, type RunOptions } from './process.js';
+import { readOnlyArgv, runUnchecked, type RunOptions } from './process.js';
 
 export interface DataladRunRequest {
   /** The commit message's title. */
@@ -59,10 +59,14 @@ export function dataladErrors(results: readonly DataladResult[]): string[] {
   return results.filter((r) => r.status === 'error' || r.status === 'impossible').map((r) => `${r.action}${r.path ? ` ${r.path}` : ''}: ${r.status}${resultMessage(r) ? `: ${resultMessage(r)}` : ''}`);
 }
 
-/** Runs `datalad run` in `dir`; never throws for the command's own failure (see the outcome). */
-export async function dataladRun(dir: string, req: DataladRunRequest, opts: Omit<RunOptions, 'cwd'> = {}): Promise<DataladRunOutcome> {
+/**
+ * Runs `datalad run` in `dir`; never throws for the command's own failure (see the outcome). `readOnlyList`:
+ * a file listing paths that are read-only to everything it runs (see readOnlyArgv); the record is the same.
+ */
+export async function dataladRun(dir: string, req: DataladRunRequest, opts: Omit<RunOptions, 'cwd'> & { readOnlyList?: string } = {}): Promise<DataladRunOutcome> {
   const argv = dataladRunArgv(req);
-  const r = await runUnchecked(argv, { ...opts, cwd: dir });
+  const { readOnlyList, ...runOpts } = opts;
+  const r = await runUnchecked(readOnlyList ? readOnlyArgv(argv, readOnlyList) : argv, { ...runOpts, cwd: dir });
   const lines = r.stdout.split('\n');
   return {
     argv,

@@ -140,3 +140,35 @@ export function watchOrphan(group: number, owner = process.pid): () => void {
     }
   };
 }
+
+/**
+ * The shell that makes paths read-only inside a private mount namespace, then runs the real command. The
+ * paths come one per line in the file named by its first argument.
+ */
+const READ_ONLY_SCRIPT =
+  'list=$1; shift; while IFS= read -r p; do mount --bind -o ro -- "$p" "$p" || { echo "minipach: cannot make $p read-only" >&2; exit 97; }; done < "$list"; exec "$@"';
+
+/** The exit code of the read-only wrapper when it could not protect a path (never the command's own). */
+export const READ_ONLY_SETUP_FAILED = 97;
+
+let mountSandbox: Promise<boolean> | undefined;
+
+/**
+ * Whether this process may make paths read-only in a private mount namespace (root, or CAP_SYS_ADMIN).
+ * `MINIPACH_READ_ONLY_INPUTS=off` says no (to test the fallback, or where mounts are unwelcome).
+ */
+export function canMountReadOnly(): Promise<boolean> {
+  if (process.env['MINIPACH_READ_ONLY_INPUTS'] === 'off') return Promise.resolve(false);
+  mountSandbox ??= runUnchecked(['unshare', '--mount', '--propagation', 'private', '--', 'mount', '--bind', '-o', 'ro', '/', '/'])
+    .then((r) => r.exitCode === 0)
+    .catch(() => false);
+  return mountSandbox;
+}
+
+/**
+ * `argv`, run in a private mount namespace in which the paths listed in `listFile` (one per line) are
+ * read-only bind mounts: a write to them fails with EROFS, even as root. Nothing changes outside.
+ */
+export function readOnlyArgv(argv: readonly string[], listFile: string): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', READ_ONLY_SCRIPT, 'minipach-read-only', listFile, ...argv];
+}

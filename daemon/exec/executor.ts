@@ -6,7 +6,8 @@ import path from 'node:path';
 import { PathEscapeError } from '../core/errors.js';
 import type { LsTreeEntry } from '../adapters/git.js';
 import { dataladErrors, dataladRun } from '../adapters/datalad.js';
-import { watchOrphan } from '../adapters/process.js';
+import { READ_ONLY_SETUP_FAILED, watchOrphan } from '../adapters/process.js';
+import { guardInputs, type InputGuard } from './input-guard.js';
 import { buildCommand } from '../core/command.js';
 import { annexKeyFromLinkTarget } from '../core/content-key.js';
 import { datumLabel } from '../core/datum-label.js';
@@ -16,6 +17,7 @@ import type { DataladRunRecord } from '../core/record.js';
 import type { ResourceUsage } from '../core/result-index.js';
 import type { PipelineSpec } from '../core/spec.js';
 import { MODE_SYMLINK, normalizeDatasetPath } from '../core/tree.js';
+import { Annex } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
 import { SnapshotReader } from '../adapters/snapshot-reader.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
@@ -81,11 +83,15 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     ...(usage ? { commandWall: usage.wall, cpu: usage.cpu, maxRssKiB: usage.maxRssKiB } : {}),
   });
   let checkout: Awaited<ReturnType<typeof scratchCheckout>> | undefined;
+  let guard: InputGuard | undefined;
   try {
     const paths = [...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir];
     checkout = await scratchCheckout(ds, job.baseCommit, paths, job.key.slice(0, 12));
     const problem = await installSubdatasets(ds, checkout.dir, job.datum);
     if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
+    const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code];
+    const annex = new Annex(checkout.dir);
+    guard = await guardInputs(checkout.dir, inputFiles, [...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code], (missing) => annex.get(missing));
 
     let sampler: CommandSampler | undefined;
     let stopWatchdog: (() => void) | undefined;
@@ -96,7 +102,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
       hooks.onSpawn?.(pid);
     };
     const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;
-    const r = await dataladRun(checkout.dir, dataladRunRequest(job), { detached: true, timeoutMs, onSpawn }).finally(() => {
+    const r = await dataladRun(checkout.dir, dataladRunRequest(job), { detached: true, timeoutMs, onSpawn, readOnlyList: guard.readOnlyList }).finally(() => {
       usage = sampler?.stop();
       stopWatchdog?.();
     });
@@ -106,10 +112,22 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     const errors = dataladErrors(r.results);
     const log = `$ ${r.argv.join(' ')}\n${r.commandOutput}\n--- stderr ---\n${r.stderr}${errors.length ? `\n--- datalad ---\n${errors.join('\n')}\n` : ''}`;
     const stderrTail = tail([...r.stderr.split('\n').filter((l) => !l.startsWith('[INFO]')), ...errors].join('\n'));
+    const damaged = await guard.changed();
+    if (damaged.length) {
+      const reason = `the command wrote to its input ${damaged.join(', ')}: its content changed; the datum failed (check the object store with: git annex fsck ${damaged[0]})`;
+      return { ok: false, reason, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${reason}\n`, permanent: true };
+    }
     if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
+    if (r.exitCode === READ_ONLY_SETUP_FAILED && !runResult) return { ok: false, reason: `could not make the inputs read-only: ${tail(r.stderr, 1)}`, stderrTail, resources: resources(), log };
     if (!runResult || runResult.status !== 'ok' || r.results.some((x) => x.status === 'error') || r.exitCode !== 0) {
       const exit = runResult?.exit_code;
-      const reason = exit !== undefined ? `exit ${exit}` : errors.length ? `datalad run failed: ${errors[0]}` : `datalad run failed (exit ${r.exitCode})`;
+      const readOnly = /^.*Read-only file system.*$/m.exec(r.stderr)?.[0];
+      const reason =
+        exit !== undefined
+          ? `exit ${exit}${readOnly ? `: the command tried to write to a read-only input (${readOnly.trim()})` : ''}`
+          : errors.length
+            ? `datalad run failed: ${errors[0]}`
+            : `datalad run failed (exit ${r.exitCode})`;
       return { ok: false, exit, reason, stderrTail, resources: resources(), log };
     }
     // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
@@ -124,6 +142,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     const reason = `could not run: ${(e as Error).message}`;
     return { ok: false, reason, stderrTail: '', resources: resources(), log: reason };
   } finally {
+    await guard?.dispose();
     await checkout?.remove();
   }
 }

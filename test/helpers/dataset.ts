@@ -57,7 +57,12 @@ export class TestDataset {
   }
 
   async minipach(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const r = await execa('node', [BIN, ...args], { cwd: this.dir, env: ENV, reject: false });
+    return this.minipachWith({}, ...args);
+  }
+
+  /** The CLI with extra environment variables. */
+  async minipachWith(env: Record<string, string>, ...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const r = await execa('node', [BIN, ...args], { cwd: this.dir, env: { ...ENV, ...env }, reject: false });
     return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 

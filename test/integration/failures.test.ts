@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { datum, failures, TestDataset } from '../helpers/dataset.js';
+import { datum, failures, TestDataset, type ScheduleJson } from '../helpers/dataset.js';
 
 const STEP = `input:
   pfs: { repo: raw, glob: "/*" }
@@ -117,6 +117,46 @@ describe('failures leave the dataset consistent', () => {
     const logs = await ds.minipach('logs', 'fake/a');
     expect(logs.stdout).toContain('is an annexed file whose content');
     await ds.fsck();
+  });
+
+  it('a command that writes to its input, as root: the write fails, the datum fails naming it, the object store stays intact', async () => {
+    ds = await TestDataset.create();
+    ds.write({
+      'raw/a': 'precious a\n',
+      'raw/b': 'precious b\n',
+      'code/tool.sh': 'echo tool\n',
+      'vandal/spec.yml': `input: { pfs: { repo: raw, glob: "/*" } }\ntransform:\n  cmd: [sh, -c]\n  code: [code/tool.sh]\n  stdin: ['if [ "$MINIPACH_DATUM" = a ]; then echo x >> "$MINIPACH_IN_raw"; else cp "$MINIPACH_IN_raw" "$MINIPACH_OUT/copy"; fi']\n`,
+      'vandal2/spec.yml': `input: { pfs: { repo: raw, glob: "/a" } }\ntransform:\n  cmd: [sh, -c]\n  code: [code/tool.sh]\n  stdin: ['echo done > "$MINIPACH_OUT/o"; echo y >> code/tool.sh']\n`,
+    });
+    await ds.save();
+    const { exitCode, report } = await ds.scheduleJson();
+    expect(exitCode).toBe(1);
+    const a = datum(report, 'vandal', 'a');
+    expect(a.status).toBe('failed');
+    expect(a.reason).toMatch(/^exit \d+: the command tried to write to a read-only input \(.*raw\/a.*Read-only file system/);
+    expect(datum(report, 'vandal', 'b').status).toBe('ok');
+    expect(datum(report, 'vandal2', 'a')).toMatchObject({ status: 'failed' });
+    expect(datum(report, 'vandal2', 'a').reason).toMatch(/read-only input \(.*code\/tool.sh/);
+    expect(readFileSync(path.join(ds.dir, 'raw/a'), 'utf8')).toBe('precious a\n');
+    expect(readFileSync(path.join(ds.dir, 'code/tool.sh'), 'utf8')).toBe('echo tool\n');
+    await ds.fsck();
+    // Checksums, not just presence: the content is what it was.
+    await ds.git('annex', 'fsck', '--quiet', 'raw', 'code');
+  });
+
+  it('where inputs cannot be made read-only, a write to one is caught after the run and fails the datum loudly', async () => {
+    ds = await TestDataset.create();
+    ds.write({ 'raw/a': 'precious a\n', 'vandal/spec.yml': `input: { pfs: { repo: raw, glob: "/*" } }\ntransform:\n  cmd: [sh, -c]\n  stdin: ['echo x >> "$MINIPACH_IN_raw"; echo ok > "$MINIPACH_OUT/o"']\n` });
+    await ds.save();
+    const head = await ds.head();
+    const r = await ds.minipachWith({ MINIPACH_READ_ONLY_INPUTS: 'off' }, 'schedule', '--json');
+    expect(r.exitCode).toBe(1);
+    const report = JSON.parse(r.stdout) as ScheduleJson;
+    expect(datum(report, 'vandal', 'a').reason).toMatch(/^the command wrote to its input raw\/a: its content changed; the datum failed \(check the object store with: git annex fsck raw\/a\)/);
+    expect(await ds.head()).toBe(head);
+    // The damage is real (no sandbox stopped it), and git-annex's checksums confirm what minipach said.
+    const fsck = await ds.git('annex', 'fsck', 'raw/a').then(() => 'clean', (e: Error) => e.message);
+    expect(fsck).toMatch(/raw\/a/);
   });
 
   it('uncommitted work in the checked-out tree is never overwritten', async () => {
