@@ -1,5 +1,6 @@
 /**
- * Pachyderm input globs, compiled to anchored regular expressions with capture groups.
+ * Pachyderm input globs, compiled to anchored regular expressions with capture groups, as Pachyderm's own
+ * glob package (ohmyglob) compiles them.
  *
  * Semantics (docs/spec.md has the user-facing table):
  * - `/` is the whole repo as one datum.
@@ -8,15 +9,19 @@
  * - With `**`, a glob matches files at any depth (`/**` is every file; `/**\/*.nii` every .nii file).
  *   Directories are not matched then, because a directory and the files inside it would be overlapping
  *   datums writing into each other's output directories.
- * - `*` and `?` stay within one path segment, `[abc]`/`[!abc]` are character classes, `{a,b}` alternatives,
- *   and `( )` capture groups referenced as `$1`, `$2` by join_on / group_by.
+ * - `*` and `?` stay within one path segment, `[abc]`/`[!abc]`/`[^abc]` are character classes, `{a,b}`
+ *   alternatives, `\` escapes the next character.
+ * - `( )` are capture groups referenced as `$1`, `$2` by join_on / group_by, with `|` between
+ *   alternatives. Pachyderm's extended globs are capture groups with a quantifier: `@(a|b)` one of,
+ *   `?(a|b)` zero or one, `*(a|b)` zero or more, `+(a|b)` one or more, `!(a|b)` anything (within a segment)
+ *   but these. As in ohmyglob, a negation is anchored at the end when nothing that could match follows it.
  */
 
 export interface CompiledGlob {
   readonly source: string;
   /** `/`: the whole repo is one datum. */
   readonly isRoot: boolean;
-  /** Number of `/`-separated segments a match has; undefined when the glob contains `**`. */
+  /** Number of `/`-separated segments a match has; undefined when the glob contains `**` (or a `/` in a group). */
   readonly depth: number | undefined;
   readonly regex: RegExp;
   readonly groupCount: number;
@@ -29,7 +34,121 @@ export class GlobSyntaxError extends Error {
   }
 }
 
-const REGEX_SPECIAL = new Set(['.', '+', '^', '$', '|', '\\', '=', '!', ':']);
+/**
+ * Markers placed while compiling, as ohmyglob places them (they are not valid in paths): where a negation
+ * ends, and after anything that consumes input. A negation is anchored with `$` unless something that
+ * consumes input follows it.
+ */
+const NEGATION_END = '\uFFFF';
+const CONSUMES = '\uFFFE';
+const SEGMENT_CHAR = '[^/]';
+const QUANTIFIERS = new Set(['@', '?', '*', '+', '!']);
+
+const escapeRegex = (c: string) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** A recursive-descent compiler of one glob's body (the part after the leading `/`). */
+class GlobCompiler {
+  private i = 0;
+  groups = 0;
+  slashInGroup = false;
+
+  constructor(private readonly src: string, private readonly glob: string) {}
+
+  compile(): string {
+    const re = this.sequence(new Set(), 0);
+    if (this.i < this.src.length) throw new GlobSyntaxError(`"${this.glob}" has a "${this.src[this.i]}" without its opening`, 'balance ( ) and { }');
+    return re;
+  }
+
+  /** Elements up to one of `stop` (or the end); only its last negation keeps its end marker. */
+  private sequence(stop: ReadonlySet<string>, nesting: number): string {
+    let re = '';
+    while (this.i < this.src.length && !stop.has(this.src[this.i]!)) re += this.element(nesting);
+    const negations = re.split(NEGATION_END).length - 1;
+    for (let n = 1; n < negations; n++) re = re.replace(NEGATION_END, '');
+    return re;
+  }
+
+  private element(nesting: number): string {
+    const src = this.src;
+    const c = src[this.i]!;
+    if (QUANTIFIERS.has(c) && src[this.i + 1] === '(') {
+      this.i += 2;
+      return this.group(c, nesting);
+    }
+    if (c === '(') {
+      this.i += 1;
+      return this.group('@', nesting);
+    }
+    this.i++;
+    if (c === '/' && nesting > 0) this.slashInGroup = true;
+    if (c === '*') {
+      // `**(` is `*` then `*(`; `**/` also matches zero directories; `**` any depth.
+      if (src[this.i] === '*' && src[this.i + 1] !== '(') {
+        this.i++;
+        if (src[this.i] === '/') {
+          this.i++;
+          return '(?:.*/)?' + CONSUMES;
+        }
+        return '.*' + CONSUMES;
+      }
+      return SEGMENT_CHAR + '*' + CONSUMES;
+    }
+    if (c === '?') return SEGMENT_CHAR;
+    if (c === '[') return this.charClass();
+    if (c === '{') return this.alternatives();
+    if (c === '\\') {
+      if (this.i >= src.length) throw new GlobSyntaxError(`"${this.glob}" ends in "\\"`, 'escape a character, or drop the backslash');
+      return escapeRegex(src[this.i++]!) + CONSUMES;
+    }
+    if (c === ')' || c === '}') throw new GlobSyntaxError(`"${this.glob}" has a "${c}" without "${c === ')' ? '(' : '{'}"`, c === ')' ? 'balance the capture group parentheses' : 'write alternatives as {a,b}');
+    if (c === ']') throw new GlobSyntaxError(`"${this.glob}" has a "]" without "["`, 'escape it as \\]');
+    return escapeRegex(c) + CONSUMES;
+  }
+
+  /** A capture group after its `(`: alternatives separated by `|`, then its quantifier applied. */
+  private group(quantifier: string, nesting: number): string {
+    this.groups++;
+    const alts: string[] = [];
+    for (;;) {
+      alts.push(this.sequence(new Set(['|', ')']), nesting + 1));
+      if (this.i >= this.src.length) throw new GlobSyntaxError(`"${this.glob}" has an unclosed "("`, 'balance the capture group parentheses');
+      if (this.src[this.i++] === ')') break;
+    }
+    const inner = alts.join('|');
+    switch (quantifier) {
+      case '*':
+        return `((?:${inner})*)`;
+      case '?':
+        return `((?:${inner})?)`;
+      case '+':
+        return `((?:${inner})+)`;
+      case '!':
+        return `((?:(?!(?:${inner})${NEGATION_END})${SEGMENT_CHAR}*))`;
+      default:
+        return `(${inner})`;
+    }
+  }
+
+  private alternatives(): string {
+    const alts: string[] = [];
+    for (;;) {
+      alts.push(this.sequence(new Set([',', '}']), 1));
+      if (this.i >= this.src.length) throw new GlobSyntaxError(`"${this.glob}" has an unclosed "{"`, 'write alternatives as {a,b}');
+      if (this.src[this.i++] === '}') break;
+    }
+    return `(?:${alts.join('|')})`;
+  }
+
+  private charClass(): string {
+    const end = this.src.indexOf(']', this.i + 1);
+    if (end < 0) throw new GlobSyntaxError(`"${this.glob}" has an unclosed "["`, 'close the character class with "]"');
+    let cls = this.src.slice(this.i, end);
+    this.i = end + 1;
+    if (cls.startsWith('!')) cls = '^' + cls.slice(1);
+    return '[' + cls.replace(/\\/g, '\\\\') + ']' + CONSUMES;
+  }
+}
 
 export function compileGlob(glob: string): CompiledGlob {
   if (!glob.startsWith('/')) {
@@ -43,60 +162,20 @@ export function compileGlob(glob: string): CompiledGlob {
     throw new GlobSyntaxError(`"${glob}" has an empty, "." or ".." segment`, 'globs name paths inside the repo');
   }
   const src = body.slice(1);
-  let re = '';
-  let groups = 0;
-  let open = 0;
-  let braces = 0;
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i]!;
-    if (c === '*') {
-      if (src[i + 1] === '*') {
-        // `**/` also matches zero directories.
-        if (src[i + 2] === '/') {
-          re += '(?:.*/)?';
-          i += 2;
-        } else {
-          re += '.*';
-          i += 1;
-        }
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = src.indexOf(']', i + 2);
-      if (end < 0) throw new GlobSyntaxError(`"${glob}" has an unclosed "["`, 'close the character class with "]"');
-      let cls = src.slice(i + 1, end);
-      if (cls.startsWith('!')) cls = '^' + cls.slice(1);
-      re += '[' + cls.replace(/\\/g, '\\\\') + ']';
-      i = end;
-    } else if (c === '(') {
-      groups++;
-      open++;
-      re += '(';
-    } else if (c === ')') {
-      if (open === 0) throw new GlobSyntaxError(`"${glob}" has a ")" without "("`, 'balance the capture group parentheses');
-      open--;
-      re += ')';
-    } else if (c === '{') {
-      braces++;
-      re += '(?:';
-    } else if (c === '}') {
-      if (braces === 0) throw new GlobSyntaxError(`"${glob}" has a "}" without "{"`, 'write alternatives as {a,b}');
-      braces--;
-      re += ')';
-    } else if (c === ',' && braces > 0) re += '|';
-    else if (c === ']') throw new GlobSyntaxError(`"${glob}" has a "]" without "["`, 'escape-free globs cannot match "]"');
-    else re += REGEX_SPECIAL.has(c) ? '\\' + c : c;
-  }
-  if (open > 0) throw new GlobSyntaxError(`"${glob}" has an unclosed "("`, 'balance the capture group parentheses');
-  if (braces > 0) throw new GlobSyntaxError(`"${glob}" has an unclosed "{"`, 'write alternatives as {a,b}');
+  const compiler = new GlobCompiler(src, glob);
+  let re = compiler.compile();
+  // As ohmyglob does: a negation is anchored at the end unless something that consumes input follows.
+  const firstNegation = re.indexOf(NEGATION_END);
+  if (firstNegation >= 0) re = re.split(NEGATION_END).join(re.slice(firstNegation + 1).includes(CONSUMES) ? '' : '$');
+  re = re.split(CONSUMES).join('');
   let regex: RegExp;
   try {
     regex = new RegExp('^' + re + '$');
   } catch (e) {
     throw new GlobSyntaxError(`"${glob}" is not a valid glob: ${(e as Error).message}`);
   }
-  const depth = src.includes('**') ? undefined : src.split('/').length;
-  return { source: glob, isRoot: false, depth, regex, groupCount: groups };
+  const depth = src.includes('**') || compiler.slashInGroup ? undefined : src.split('/').length;
+  return { source: glob, isRoot: false, depth, regex, groupCount: compiler.groups };
 }
 
 /** A path below the repo that a glob matched, with its capture groups (`$1` is captures[0]). */

@@ -129,7 +129,7 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     datums = createDatums(spec.input, view);
   } catch (e) {
     if (e instanceof DatumCollision) {
-      throw new SpecError(spec.file, undefined, 'input', `datums ${describe(e.first)} and ${describe(e.second)} would both write ${outputDir(spec.name, e.datumName)}/`, 'give the inputs distinct names or globs');
+      throw new SpecError(spec.file, undefined, 'input', `datums ${describe(e.first)} and ${describe(e.second)} would both write ${outputDir(spec.name, e.datumName)}/`, 'use globs that give each datum a name of its own');
     }
     throw e;
   }

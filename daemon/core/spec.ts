@@ -180,16 +180,20 @@ function parseInput(o: Record<string, unknown>, path: Path, get: Getter, fail: F
     const items = o[kind] as Record<string, unknown>[];
     const inputs = items.map((it, i) => parseInput(it, [...path, kind, i], get, fail, notes));
     if (kind === 'join' || kind === 'group') {
+      // As in Pachyderm, any input may be joined or grouped: each pfs input inside is keyed by its own key.
       const key = kind === 'join' ? 'join_on' : 'group_by';
       inputs.forEach((inp, i) => {
-        if (inp.kind !== 'pfs') fail([...path, kind, i], `a ${kind} combines pfs inputs only`, `put the ${inp.kind} around the ${kind}, not inside it`);
-        if ((kind === 'join' ? inp.joinOn : inp.groupBy) === undefined) fail([...path, kind, i, 'pfs'], `needs ${key} inside a ${kind}`, `e.g. ${key}: "$1" with a capture group in the glob`);
+        for (const [pfs, at] of pfsWithPaths(inp, [...path, kind, i])) {
+          if ((kind === 'join' ? pfs.joinOn : pfs.groupBy) === undefined) fail([...at, 'pfs'], `needs ${key} inside a ${kind}`, `e.g. ${key}: "$1" with a capture group in the glob`);
+        }
       });
     }
     if (kind !== 'union') {
+      // A datum holds one input of each child, so names must differ between children; the inputs of one
+      // union child may share a name (a datum holds only one of them).
       const seen = new Map<string, number>();
       inputs.forEach((inp, i) => {
-        for (const n of inputNames(inp)) {
+        for (const n of new Set(inputNames(inp))) {
           if (seen.has(n)) fail([...path, kind, i], `input name "${n}" is used twice in a ${kind}`, 'give the inputs distinct `name`s');
           seen.set(n, i);
         }
@@ -235,6 +239,11 @@ function parseInput(o: Record<string, unknown>, path: Path, get: Getter, fail: F
     groupBy: groupBy as string | undefined,
     outerJoin: (outerJoin as boolean | undefined) ?? false,
   };
+}
+
+/** The pfs inputs below an input, each with the path of its field (for errors). */
+function pfsWithPaths(input: InputSpec, path: Path): [PfsInput, Path][] {
+  return input.kind === 'pfs' ? [[input, path]] : input.inputs.flatMap((c, i) => pfsWithPaths(c, [...path, input.kind, i]));
 }
 
 export function inputNames(input: InputSpec): string[] {

@@ -55,7 +55,11 @@ export async function guardInputs(dir: string, paths: readonly string[], dirs: r
     watched.push({ path: p, file, stamp: await stampOf(file) });
     readOnly.add(file);
   }
-  for (const d of dirs) if (await lstat(path.join(dir, d)).catch(() => undefined)) readOnly.add(path.join(dir, d));
+  // (A dangling link, content that could not be got, is left to `datalad run` to report.)
+  for (const d of dirs) {
+    const real = await realpath(path.join(dir, d)).catch(() => undefined);
+    if (real) readOnly.add(real);
+  }
   let readOnlyList: string | undefined;
   const listable = [...readOnly].filter((p) => !p.includes('\n'));
   if (listable.length && (await canMountReadOnly())) {

@@ -97,4 +97,43 @@ describe('joins, groups and crosses on a real study layout', () => {
     expect(out.datums[2].inputs).toEqual([{ name: 't2', path: 'raw/t2/sub-04', files: [{ path: 'raw/t2/sub-04/anat.nii', key: expect.stringMatching(/^MD5E-s9--/) }] }]);
     expect(await ds.git('status', '--porcelain')).toBe('');
   });
+
+  it("unions of overlapping repos give the sum; a group over a join and extended globs run as Pachyderm's", async () => {
+    ds.write({
+      'both/spec.yml': `input:
+  union:
+    - pfs: { repo: raw/t1, glob: "/*" }
+    - pfs: { repo: raw/t2, glob: "/*" }
+transform:
+  cmd: [sh, -c]
+  stdin: ['ls "$MINIPACH_IN_t1$MINIPACH_IN_t2" > "$MINIPACH_OUT/files"; echo "$MINIPACH_IN_t1$MINIPACH_IN_t2" > "$MINIPACH_OUT/from"']
+identity: path
+`,
+      'paired/spec.yml': `input:
+  group:
+    - join:
+        - pfs: { repo: raw/t1, glob: "/(sub-*)", join_on: "$1", group_by: "all" }
+        - pfs: { repo: raw/t2, glob: "/(sub-*)", join_on: "$1", group_by: "all" }
+transform:
+  cmd: [sh, -c]
+  stdin: ['echo "$MINIPACH_IN_t1 / $MINIPACH_IN_t2" > "$MINIPACH_OUT/members"']
+`,
+      'notfirst/spec.yml': `input: { pfs: { repo: raw/t1, glob: "/!(sub-01)" } }
+transform: { cmd: [sh, -c], stdin: ['cat "$MINIPACH_IN_t1"/* > "$MINIPACH_OUT/copy"'] }
+identity: path
+`,
+    });
+    await ds.save('union, group over join, extended glob');
+    const { exitCode, report } = await ds.scheduleJson('-j', '2');
+    expect(exitCode, failures(report)).toBe(0);
+    const names = (p: string) => report.pipelines.find((x) => x.name === p)!.datums.map((d) => d.name).sort();
+    expect(names('both')).toEqual(['sub-01', 'sub-02+t1', 'sub-02+t2', 'sub-03+t1', 'sub-03+t2', 'sub-04']);
+    const read = (p: string) => readFileSync(path.join(ds.dir, p), 'utf8').trim();
+    expect(read('both/sub-02+t2/from')).toBe('raw/t2/sub-02');
+    expect(read('both/sub-01/from')).toBe('raw/t1/sub-01');
+    expect(names('paired')).toEqual(['all']);
+    expect(read('paired/all/members')).toBe('raw/t1/sub-02 raw/t1/sub-03 / raw/t2/sub-02 raw/t2/sub-03');
+    expect(names('notfirst')).toEqual(['sub-02', 'sub-03']);
+    await ds.fsck();
+  });
 });

@@ -66,12 +66,72 @@ describe('input combinators', () => {
     const one = datums('input:\n  cross:\n    - pfs: { repo: raw/t1, glob: "/" }\n    - pfs: { repo: models, glob: "/" }\n');
     expect(one.map((d) => [d.name, d.inputs.length])).toEqual([['', 2]]);
   });
-  it('union: the sum of the inputs\' datums; inputs may share a name; colliding datum names are an error naming both', () => {
+  it("union: the sum of the inputs' datums; inputs may share a name", () => {
     const ds = datums('input:\n  union:\n    - pfs: { repo: raw/t1, glob: "/*/*", name: scan }\n    - pfs: { repo: models, glob: "/*", name: scan }\n');
     expect(ds.length).toBe(3 + 2);
+  });
+  it('union of repos holding the same subjects: the sum, colliding names made unique by their input, the others unchanged', () => {
     const plan = planDataset({ snapshot: study, specs: specs({ p: 'input:\n  union:\n    - pfs: { repo: raw/t1, glob: "/*" }\n    - pfs: { repo: raw/t2, glob: "/*" }\ntransform: { cmd: [sh] }\n' }), index: EMPTY_INDEX });
-    expect(plan.pipelines[0]!.status).toBe('invalid');
-    expect(plan.pipelines[0]!.error!.message).toMatch(/datums "sub-02" \(raw\/t1\/sub-02\) and "sub-02" \(raw\/t2\/sub-02\) would both write p\/sub-02\//);
+    expect(plan.pipelines[0]!.status).toBe('ready');
+    expect(plan.pipelines[0]!.datums.map((d) => [d.name, d.datum!.inputs.map((i) => i.path)])).toEqual([
+      ['sub-01', ['raw/t1/sub-01']],
+      ['sub-02+t1', ['raw/t1/sub-02']],
+      ['sub-03+t1', ['raw/t1/sub-03']],
+      ['sub-02+t2', ['raw/t2/sub-02']],
+      ['sub-03+t2', ['raw/t2/sub-03']],
+      ['sub-04', ['raw/t2/sub-04']],
+    ]);
+    expect(plan.pipelines[0]!.datums.map((d) => d.outputDir)).toContain('p/sub-02+t1');
+  });
+  it('a union of a repo with itself gives every datum twice, told apart by the child number', () => {
+    expect(names('input:\n  union:\n    - pfs: { repo: models, glob: "/*" }\n    - pfs: { repo: models, glob: "/*" }\n')).toEqual(['m1.bin+models.1', 'm2.bin+models.1', 'm1.bin+models.2', 'm2.bin+models.2']);
+  });
+  it('a union whose inputs share a name, nested in a cross', () => {
+    const spec = 'input:\n  cross:\n    - union:\n        - pfs: { repo: raw/t1, glob: "/sub-01", name: scan }\n        - pfs: { repo: raw/t2, glob: "/sub-04", name: scan }\n    - pfs: { repo: models, glob: "/*" }\n';
+    expect(datums(spec).map((d) => [d.name, d.inputs.map((i) => `${i.name}=${i.path}`)])).toEqual([
+      ['sub-01+m1.bin', ['scan=raw/t1/sub-01', 'models=models/m1.bin']],
+      ['sub-01+m2.bin', ['scan=raw/t1/sub-01', 'models=models/m2.bin']],
+      ['sub-04+m1.bin', ['scan=raw/t2/sub-04', 'models=models/m1.bin']],
+      ['sub-04+m2.bin', ['scan=raw/t2/sub-04', 'models=models/m2.bin']],
+    ]);
+    // Names must still differ between the children of a cross.
+    expect(() => specOf('p', 'input:\n  cross:\n    - pfs: { repo: raw/t1, glob: "/*", name: x }\n    - pfs: { repo: raw/t2, glob: "/*", name: x }\ntransform: { cmd: [sh] }\n')).toThrow(/input name "x" is used twice in a cross/);
+  });
+  it('a group over a join: each input of each joined datum is grouped by its own group_by', () => {
+    const ds = datums(`input:
+  group:
+    - join:
+        - pfs: { repo: raw/t1, glob: "/(sub-0)(*)", join_on: "$1$2", group_by: "odd$2" }
+        - pfs: { repo: raw/t2, glob: "/(sub-0)(*)", join_on: "$1$2", group_by: "odd$2" }
+    - pfs: { repo: models, glob: "/m(*).bin", group_by: "odd$1" }
+`);
+    expect(ds.map((d) => [d.name, d.inputs.map((i) => i.path)])).toEqual([
+      ['odd1', ['models/m1.bin']],
+      ['odd2', ['raw/t1/sub-02', 'raw/t2/sub-02', 'models/m2.bin']],
+      ['odd3', ['raw/t1/sub-03', 'raw/t2/sub-03']],
+    ]);
+    expect(ds[1]!.groupKey).toBe('odd2');
+  });
+  it("an outer join of three inputs: for a key some inputs lack, only the outer inputs' files are kept (Pachyderm's merge)", () => {
+    const snap = fakeSnapshot({ 'a/k1': 'A1', 'a/k2': 'A2', 'a/k3': 'A3', 'b/k1': 'B1', 'b/k2': 'B2', 'c/k1': 'C1', 'c/k4': 'C4' });
+    const three = (outer: [boolean, boolean, boolean]) =>
+      createDatums(
+        specOf('p', `input:\n  join:\n${['a', 'b', 'c'].map((r, i) => `    - pfs: { repo: ${r}, glob: "/(*)", join_on: "$1", outer_join: ${outer[i]} }\n`).join('')}transform: { cmd: [sh] }\n`).input,
+        (r) => entriesUnder(snap, r),
+      ).map((d) => [d.name, d.inputs.map((i) => i.path)]);
+    // a and c outer, b inner: k1 complete; k2 lacks c, so only a's file; k3 only in a; k4 only in c.
+    expect(three([true, false, true])).toEqual([
+      ['k1', ['a/k1', 'b/k1', 'c/k1']],
+      ['k2', ['a/k2']],
+      ['k3', ['a/k3']],
+      ['k4', ['c/k4']],
+    ]);
+    // Only b outer: a key b lacks is dropped; k2 (in a and b, not c) keeps b's file alone.
+    expect(three([false, true, false])).toEqual([
+      ['k1', ['a/k1', 'b/k1', 'c/k1']],
+      ['k2', ['b/k2']],
+    ]);
+    expect(three([false, false, false])).toEqual([['k1', ['a/k1', 'b/k1', 'c/k1']]]);
   });
   it('nests: a cross of a join and a pfs input', () => {
     const ds = datums(`input:
