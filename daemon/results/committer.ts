@@ -5,7 +5,7 @@
  * A working tree that has the branch checked out then follows, as a fast-forward would.
  */
 import { BranchMovedError } from '../core/errors.js';
-import type { IndexChange, LsTreeEntry } from '../adapters/git.js';
+import type { CommitSpec, LsTreeEntry, TreeChange } from '../adapters/git.js';
 import { publishBranch } from './branch.js';
 import { faultPoint } from '../adapters/fault.js';
 import { datumLabel } from '../core/datum-label.js';
@@ -65,71 +65,42 @@ export class Committer {
 
   private async integrateNow(head: string, computed: readonly ComputedResult[], links: readonly LinkRequest[], removals: readonly DatumPlan[]): Promise<Integrated> {
     const repo = this.ds.repo;
-    const current = await repo.resolve(this.ds.ref);
-    if (current !== head) throw new BranchMovedError(this.ds.ref, head);
+    if ((await repo.resolve(this.ds.ref)) !== head) throw new BranchMovedError(this.ds.ref, head);
     const linkTrees = await this.linkedEntries(links);
-    const markerBlobs = new Map<string, string>();
-    for (const p of [...computed.map((c) => c.plan), ...links.map((l) => l.plan)]) {
-      markerBlobs.set(p.marker, await repo.writeBlob(markerContent(p.pipeline, p.name, p.key)));
-    }
+    // A datum's old outputs go with its directory; a root datum's directory is the pipeline's own, which
+    // keeps spec.yml and the bookkeeping dir, so its old outputs are listed instead (one ls-tree for all).
+    const roots = [...computed.map((c) => c.plan), ...links.map((l) => l.plan), ...removals].filter((p) => p.outputDir === p.pipeline);
+    const rootTree = roots.length ? await repo.lsTree(head, [...new Set(roots.map((p) => p.outputDir))]) : [];
+    const clear = (p: DatumPlan): TreeChange[] =>
+      p.outputDir === p.pipeline ? datumOutputs(rootTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path, remove: true as const })) : [{ path: p.outputDir, remove: true }];
+    const marker = (p: DatumPlan): TreeChange => ({ path: p.marker, mode: '100644', content: markerContent(p.pipeline, p.name, p.key) });
 
-    {
-      // Only the output directories being replaced are listed; past a thousand of them one full listing
-      // is cheaper (and keeps the argument list within the system's limit).
-      const dirs = [...computed.map((c) => c.plan), ...links.map((l) => l.plan), ...removals].map((p) => p.outputDir);
-      const headTree = await repo.lsTree(head, dirs.length > 1000 ? undefined : dirs);
-      const replace = (p: DatumPlan, entries: readonly LsTreeEntry[]): IndexChange[] => [
-        ...datumOutputs(headTree, p.pipeline, p.outputDir).map((e) => ({ path: e.path })),
-        ...entries.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })),
-        { path: p.marker, mode: '100644', oid: markerBlobs.get(p.marker)! },
-      ];
-      const commits = new Map<string, string>();
-      let tip = head;
-      const shared: SharedResult[] = [];
-      for (const c of computed) {
-        const fields: MinipachRunFields = {
-          version: 1,
-          pipeline: c.plan.pipeline,
-          datum: c.plan.name,
-          key: c.plan.key,
-          transform_key: c.transform.key,
-          transform: transformFields(c.transform),
-          inputs: inputFingerprints(c.plan.datum!),
-          resources: c.resources,
-          join_key: c.plan.datum!.joinKey,
-          group_key: c.plan.datum!.groupKey,
-        };
-        tip = await repo.commitChanges(tip, replace(c.plan, c.outputs), formatRunMessage(c.record, fields));
-        commits.set(datumLabel(c.plan.pipeline, c.plan.name), tip);
-        shared.push({ record: { ...fields, run_commit: tip }, outputs: c.outputs, outputDir: c.plan.outputDir });
-      }
-      if (links.length || removals.length) {
-        const changes = [
-          ...links.flatMap((l) => replace(l.plan, linkTrees.get(l.plan.marker)!)),
-          ...removals.flatMap((r) => [...datumOutputs(headTree, r.pipeline, r.outputDir).map((e) => ({ path: e.path })), { path: r.marker }]),
-        ];
-        const linkEntries: LinkEntry[] = links.map((l) => ({
-          pipeline: l.plan.pipeline,
-          datum: l.plan.name,
-          key: l.plan.key,
-          source: { pipeline: l.source.pipeline, datum: l.source.datum },
-          run_commit: l.source.runCommit,
-          transform_key: l.transform.key,
-          inputs: inputFingerprints(l.plan.datum!),
-        }));
-        const removeEntries: RemoveEntry[] = removals.map((r) => ({ pipeline: r.pipeline, datum: r.name, key: r.key }));
-        tip = await repo.commitChanges(tip, changes, formatBatchMessage(linkEntries, removeEntries));
-        for (const p of [...links.map((l) => l.plan), ...removals]) commits.set(datumLabel(p.pipeline, p.name), tip);
-      }
-      if (tip === head) return { head, commits };
-      await faultPoint('integrate:before-publish');
-      const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
-      await faultPoint('integrate:after-publish');
-      // The results are on the branch (its history is the durable index); the results ref is the shared
-      // copy, and one lost here is restored by `minipach reindex`.
-      const shareWarning = await this.share(shared);
-      return { head: tip, commits, worktreeWarning, shareWarning };
+    const fields = computed.map((c) => runFields(c));
+    const specs: CommitSpec[] = computed.map((c, i) => ({
+      changes: [...clear(c.plan), ...c.outputs.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })), marker(c.plan)],
+      message: formatRunMessage(c.record, fields[i]!),
+    }));
+    if (links.length || removals.length) {
+      specs.push({
+        changes: [...links.flatMap((l) => [...clear(l.plan), ...linkTrees.get(l.plan.marker)!, marker(l.plan)]), ...removals.flatMap((r) => [...clear(r), { path: r.marker, remove: true as const }])],
+        message: formatBatchMessage(links.map(linkEntry), removals.map((r): RemoveEntry => ({ pipeline: r.pipeline, datum: r.name, key: r.key }))),
+      });
     }
+    // One fast-import writes every commit of this integration: a bounded number of processes for K results.
+    const ids = await repo.writeCommits(head, specs);
+    const commits = new Map<string, string>();
+    computed.forEach((c, i) => commits.set(datumLabel(c.plan.pipeline, c.plan.name), ids[i]!));
+    for (const p of [...links.map((l) => l.plan), ...removals]) commits.set(datumLabel(p.pipeline, p.name), ids.at(-1)!);
+    const tip = ids.at(-1) ?? head;
+    if (tip === head) return { head, commits };
+    await faultPoint('integrate:before-publish');
+    const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
+    await faultPoint('integrate:after-publish');
+    // The results are on the branch (its history is the durable index); the results ref is the shared
+    // copy, and one lost here is restored by `minipach reindex`.
+    const shared = computed.map((c, i): SharedResult => ({ record: { ...fields[i]!, run_commit: ids[i]! }, outputs: c.outputs, outputDir: c.plan.outputDir }));
+    const shareWarning = await this.share(shared);
+    return { head: tip, commits, worktreeWarning, shareWarning };
   }
 
   /** Adds results to the shared results ref (and pushes it, with a remote). A problem is a warning: the branch already holds them. */
@@ -145,29 +116,57 @@ export class Committer {
 
   /**
    * Marker -> the source result's outputs, placed at the linking datum's path (annex links re-pointed for
-   * the new depth). The sources' trees and link targets are read in one go for all links.
+   * the new depth, written with the commit). The sources' trees and link targets are read in one go.
    */
-  private async linkedEntries(links: readonly LinkRequest[]): Promise<Map<string, LsTreeEntry[]>> {
+  private async linkedEntries(links: readonly LinkRequest[]): Promise<Map<string, TreeChange[]>> {
     const outputs = await resultOutputs(this.ds, links.map((l) => l.source));
     const symlinks = [...outputs.values()].flatMap((o) => o.entries.filter((e) => e.mode === MODE_SYMLINK));
     const targets = await this.ds.repo.readBlobs(symlinks.map((e) => e.oid));
-    const placed = new Map<string, LsTreeEntry[]>();
+    const placed = new Map<string, TreeChange[]>();
     for (const l of links) {
       const { entries, dir: srcDir } = outputs.get(l.source)!;
-      const out: LsTreeEntry[] = [];
-      for (const e of entries) {
-        const rel = srcDir === e.path ? '' : e.path.slice(srcDir.length + 1);
-        const dest = rel ? `${l.plan.outputDir}/${rel}` : l.plan.outputDir;
-        let oid = e.oid;
-        const target = targets.get(e.oid)?.toString('utf8');
-        if (e.mode === MODE_SYMLINK && target !== undefined) {
-          const retargeted = retargetAnnexLink(target, dest);
-          if (retargeted !== target) oid = await this.ds.repo.writeBlob(retargeted);
-        }
-        out.push({ ...e, path: dest, oid });
-      }
-      placed.set(l.plan.marker, out);
+      placed.set(
+        l.plan.marker,
+        entries.map((e): TreeChange => {
+          const rel = srcDir === e.path ? '' : e.path.slice(srcDir.length + 1);
+          const dest = rel ? `${l.plan.outputDir}/${rel}` : l.plan.outputDir;
+          const target = targets.get(e.oid)?.toString('utf8');
+          if (e.mode === MODE_SYMLINK && target !== undefined) {
+            const retargeted = retargetAnnexLink(target, dest);
+            if (retargeted !== target) return { path: dest, mode: e.mode, content: retargeted };
+          }
+          return { path: dest, mode: e.mode, oid: e.oid };
+        }),
+      );
     }
     return placed;
   }
+}
+
+/** minipach's fields of a computed result's run record. */
+function runFields(c: ComputedResult): MinipachRunFields {
+  return {
+    version: 1,
+    pipeline: c.plan.pipeline,
+    datum: c.plan.name,
+    key: c.plan.key,
+    transform_key: c.transform.key,
+    transform: transformFields(c.transform),
+    inputs: inputFingerprints(c.plan.datum!),
+    resources: c.resources,
+    join_key: c.plan.datum!.joinKey,
+    group_key: c.plan.datum!.groupKey,
+  };
+}
+
+function linkEntry(l: LinkRequest): LinkEntry {
+  return {
+    pipeline: l.plan.pipeline,
+    datum: l.plan.name,
+    key: l.plan.key,
+    source: { pipeline: l.source.pipeline, datum: l.source.datum },
+    run_commit: l.source.runCommit,
+    transform_key: l.transform.key,
+    inputs: inputFingerprints(l.plan.datum!),
+  };
 }

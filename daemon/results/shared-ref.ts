@@ -13,7 +13,7 @@
  * Remote copies are fetched to `refs/minipach/remotes/<remote>/results`; the index reads them all.
  */
 import { MinipachError } from '../core/errors.js';
-import type { IndexChange, LsTreeEntry } from '../adapters/git.js';
+import type { LsTreeEntry, TreeChange } from '../adapters/git.js';
 import type { InputFingerprint } from '../core/identity.js';
 import type { ResourceUsage, ResultRecord, TransformFields } from '../core/result-index.js';
 import type { Dataset } from '../adapters/dataset.js';
@@ -114,16 +114,16 @@ export async function addSharedResults(ds: Dataset, results: readonly SharedResu
     const have = await keysIn(ds, tip, results.map((r) => r.record.key));
     const fresh = [...new Map(results.filter((r) => !have.has(r.record.key)).map((r) => [r.record.key, r])).values()];
     if (!fresh.length) return;
-    const changes: IndexChange[] = [];
+    const changes: TreeChange[] = [];
     for (const r of fresh) {
       const dir = keyDir(r.record.key);
-      changes.push({ path: `${dir}/record.json`, mode: '100644', oid: await ds.repo.writeBlob(JSON.stringify(r.record, null, 1) + '\n') });
+      changes.push({ path: `${dir}/record.json`, mode: '100644', content: JSON.stringify(r.record, null, 1) + '\n' });
       for (const e of r.outputs) changes.push({ path: `${dir}/out/${e.path.slice(r.outputDir.length + 1)}`, mode: e.mode, oid: e.oid });
     }
     const runCommits = [...new Set(fresh.map((r) => r.record.run_commit))];
     const message = `minipach results: ${fresh.length} result${fresh.length === 1 ? '' : 's'}\n\n${fresh.map((r) => `  ${datumLabel(r.record.pipeline, r.record.datum)} ${r.record.key.slice(0, 12)}`).join('\n')}\n`;
-    const commit = await ds.repo.commitChanges(tip, changes, message, runCommits);
-    if (await ds.repo.casRef(RESULTS_REF, commit, tip, 'minipach: results')) return;
+    const [commit] = await ds.repo.writeCommits(tip, [{ changes, message, otherParents: runCommits }]);
+    if (await ds.repo.casRef(RESULTS_REF, commit!, tip, 'minipach: results')) return;
   }
   throw new MinipachError(`could not update ${RESULTS_REF} in ${ds.dir}: it kept moving under concurrent writers`);
 }

@@ -1,0 +1,103 @@
+/**
+ * Git's formats as minipach reads and writes them: `ls-tree -r -z -l` and `cat-file --batch` output, and
+ * `fast-import` streams. Pure functions (tested against captured output); git.ts runs the processes.
+ */
+
+export interface LsTreeEntry {
+  readonly mode: string;
+  readonly type: 'blob' | 'commit' | 'tree';
+  readonly oid: string;
+  /** Size in bytes; undefined for submodule commits. */
+  readonly size: number | undefined;
+  readonly path: string;
+}
+
+/** Parses `git ls-tree -r -z -l` output. */
+export function parseLsTree(out: Buffer | string): LsTreeEntry[] {
+  const text = typeof out === 'string' ? out : out.toString('utf8');
+  const entries: LsTreeEntry[] = [];
+  for (const rec of text.split('\0')) {
+    if (!rec) continue;
+    const tab = rec.indexOf('\t');
+    const [mode, type, oid, size] = rec.slice(0, tab).split(/ +/);
+    entries.push({ mode: mode!, type: type as LsTreeEntry['type'], oid: oid!, size: size === '-' ? undefined : Number(size), path: rec.slice(tab + 1) });
+  }
+  return entries;
+}
+
+/** Parses `git cat-file --batch` output into oid -> content. Missing objects are left out. */
+export function parseCatFileBatch(out: Buffer): Map<string, Buffer> {
+  const res = new Map<string, Buffer>();
+  let pos = 0;
+  while (pos < out.length) {
+    const nl = out.indexOf(0x0a, pos);
+    if (nl < 0) break;
+    const header = out.subarray(pos, nl).toString('utf8').split(' ');
+    pos = nl + 1;
+    if (header[1] === 'missing' || header.length < 3) continue;
+    const size = Number(header[2]);
+    res.set(header[0]!, out.subarray(pos, pos + size));
+    pos += size + 1;
+  }
+  return res;
+}
+
+export interface IndexChange {
+  readonly path: string;
+  /** Absent: remove the path. */
+  readonly mode?: string;
+  readonly oid?: string;
+}
+
+/** A change to a tree in a batch of commits written at once (GitRepo.writeCommits). */
+export type TreeChange =
+  /** The file at `path` is this blob. */
+  | { readonly path: string; readonly mode: string; readonly oid: string }
+  /** The file at `path` holds `content` (the blob is written with the commit). */
+  | { readonly path: string; readonly mode: string; readonly content: string | Buffer }
+  /** Remove `path`: a file, or a directory with everything below it. */
+  | { readonly path: string; readonly remove: true };
+
+export interface CommitSpec {
+  readonly changes: readonly TreeChange[];
+  readonly message: string;
+  /** Parents besides the previous commit of the chain (merges). */
+  readonly otherParents?: readonly string[];
+}
+
+/** A path as fast-import takes it: C-quoted when it starts with a quote or holds a newline or backslash. */
+export function fastImportPath(p: string): string {
+  return /^"|[\n\\]/.test(p) ? `"${p.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"` : p;
+}
+
+/**
+ * The fast-import stream of a chain of commits on `parent` (none: a root commit). Pure, exported for tests.
+ * Marks `:1`, `:2`, ... name the commits in order.
+ */
+export function fastImportStream(ref: string, parent: string | undefined, commits: readonly CommitSpec[], ident: { author: string; committer: string }): Buffer {
+  const parts: Buffer[] = [];
+  const text = (s: string) => parts.push(Buffer.from(s, 'utf8'));
+  const data = (d: string | Buffer) => {
+    const b = typeof d === 'string' ? Buffer.from(d, 'utf8') : d;
+    text(`data ${b.length}\n`);
+    parts.push(b);
+    text('\n');
+  };
+  commits.forEach((c, i) => {
+    text(`commit ${ref}\nmark :${i + 1}\nauthor ${ident.author}\ncommitter ${ident.committer}\n`);
+    data(c.message);
+    if (i === 0 && parent) text(`from ${parent}\n`);
+    for (const p of c.otherParents ?? []) text(`merge ${p}\n`);
+    for (const ch of c.changes) {
+      if ('remove' in ch) text(`D ${fastImportPath(ch.path)}\n`);
+      else if ('oid' in ch) text(`M ${ch.mode} ${ch.oid} ${fastImportPath(ch.path)}\n`);
+      else {
+        text(`M ${ch.mode} inline ${fastImportPath(ch.path)}\n`);
+        data(ch.content);
+      }
+    }
+    text('\n');
+  });
+  text('done\n');
+  return Buffer.concat(parts);
+}
