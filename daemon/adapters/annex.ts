@@ -3,7 +3,7 @@
  * into the object store under its key. Keys are asked about in one batch process, never one by one.
  */
 import { GitRepo } from './git.js';
-import { run, runUnchecked } from './process.js';
+import { run, runUnchecked, startLineProcess, type LineProcess } from './process.js';
 
 /** git-annex's uuid for content on the web (URLs recorded with addurl / registerurl). */
 const WEB_UUID = '00000000-0000-0000-0000-000000000001';
@@ -105,5 +105,44 @@ export class Annex {
       if (j.key) out.set(j.key, copies.length);
     }
     return out;
+  }
+}
+
+/** What `git annex add` did with one file: annexed it under `key`, or (no key) put it in git. */
+export interface AddedFile {
+  readonly file: string;
+  readonly key?: string;
+  readonly error?: string;
+}
+
+/**
+ * One `git annex add --batch --json` for many files: git-annex decides, by the dataset's `.gitattributes`
+ * (annex.largefiles, annex.backend), whether a file is annexed (it becomes a symlink into the object store)
+ * or stays a regular file for git. Its staging in the index is deferred; callers take the symlink targets
+ * and file contents themselves.
+ */
+export class AnnexAdder {
+  private readonly proc: LineProcess;
+
+  constructor(readonly dir: string) {
+    this.proc = startLineProcess(['git', 'annex', 'add', '--batch', '--json', '--json-error-messages'], { cwd: dir });
+  }
+
+  async add(file: string): Promise<AddedFile> {
+    const line = await this.proc.ask(file);
+    // An empty answer: nothing to do (a file git already has as it is).
+    if (!line.trim()) return { file };
+    let j: { file?: string; key?: string; success?: boolean; 'error-messages'?: string[] };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      return { file, error: `git annex add said: ${line}` };
+    }
+    if (j.success === false) return { file, error: (j['error-messages'] ?? []).join(' ') || 'git annex add failed' };
+    return { file, key: j.key };
+  }
+
+  close(): Promise<void> {
+    return this.proc.close();
   }
 }

@@ -172,3 +172,52 @@ export function canMountReadOnly(): Promise<boolean> {
 export function readOnlyArgv(argv: readonly string[], listFile: string): string[] {
   return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', READ_ONLY_SCRIPT, 'minipach-read-only', listFile, ...argv];
 }
+
+/** A long-running process asked one line at a time, answering one line each, in order (git's and git-annex's `--batch`). */
+export interface LineProcess {
+  /** Sends a line and resolves with the answer's line. */
+  ask(line: string): Promise<string>;
+  /** Closes its input and waits for it to end; rejects with its stderr when it failed. */
+  close(): Promise<void>;
+}
+
+export function startLineProcess(argv: readonly string[], opts: { cwd: string }): LineProcess {
+  const [file, ...args] = argv;
+  const child = spawn(file!, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const waiting: { resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  let buffered = '';
+  let stderr = '';
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    failure ??= e;
+    for (const w of waiting.splice(0)) w.reject(failure);
+  };
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    buffered += chunk;
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      waiting.shift()?.resolve(line);
+    }
+  });
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-8192)));
+  child.on('error', (e) => fail(new ProcessError(argv, undefined, e.message)));
+  const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+  void exited.then((code) => fail(new ProcessError(argv, code ?? undefined, stderr || 'ended before answering')));
+  return {
+    ask(line) {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        waiting.push({ resolve, reject });
+        child.stdin.write(line + '\n');
+      });
+    },
+    async close() {
+      child.stdin.end();
+      const code = await exited;
+      if (code !== 0) throw new ProcessError(argv, code ?? undefined, stderr);
+    },
+  };
+}

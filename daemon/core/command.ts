@@ -78,3 +78,27 @@ export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string): 
   } else run = cmd.map(shellQuote).join(' ');
   return escapeForDatalad(`${clearOutputCommand(outDir, spec.name)} && env ${envPart} ${run}`);
 }
+
+/** What datalad fills datalad's placeholders with, as `datalad run` would. */
+export interface DataladSubstitutions {
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  /** The directory the command runs in (the dataset root), absolute. */
+  readonly pwd: string;
+  readonly dspath: string;
+}
+
+/**
+ * The command as `datalad run` executes it: its placeholders filled (`{inputs}` and `{outputs}` each
+ * shell-quoted and space-separated, `{inputs[0]}` one of them), doubled braces made single. The inverse of
+ * escapeForDatalad for what buildCommand writes; the record keeps the unexpanded form, as datalad's does.
+ */
+export function expandDataladCommand(cmd: string, s: DataladSubstitutions): string {
+  return cmd.replace(/\{\{|\}\}|\{(inputs|outputs|pwd|dspath)(?:\[(\d+)\])?\}/g, (all, name: string | undefined, index: string | undefined) => {
+    if (all === '{{') return '{';
+    if (all === '}}') return '}';
+    if (name === 'pwd' || name === 'dspath') return s[name];
+    const list = (name === 'inputs' ? s.inputs : s.outputs).map(shellQuote);
+    return index === undefined ? list.join(' ') : (list[Number(index)] ?? '');
+  });
+}

@@ -66,8 +66,12 @@ function dumpSorted(value: unknown): string {
 }
 
 export function formatRunMessage(record: DataladRunRecord, fields: MinipachRunFields): string {
-  const title = `${RUN_TITLE_PREFIX}${datumLabel(fields.pipeline, fields.datum)}`;
-  return `${title}\n\n${RUN_BEGIN}${dumpSorted({ ...record, minipach: fields })}${RUN_END}\n`;
+  return formatDataladRunMessage(datumLabel(fields.pipeline, fields.datum), { ...record, minipach: fields });
+}
+
+/** A commit message as `datalad run` writes it: `[DATALAD RUNCMD] <title>` and the sorted JSON record. */
+export function formatDataladRunMessage(title: string, record: DataladRunRecord): string {
+  return `${RUN_TITLE_PREFIX}${title}\n\n${RUN_BEGIN}${dumpSorted(record)}${RUN_END}\n`;
 }
 
 export interface LinkEntry {

@@ -87,7 +87,13 @@ export class CommandSampler {
   private cpuTicks = 0;
   private peakRssKiB = 0;
 
-  constructor(private readonly dataladPid: number) {}
+  /**
+   * `parentPid`: the process that starts the command's shell (`datalad run`), or, with `isCommand`, the
+   * command's own shell (the native executor starts it directly).
+   */
+  constructor(private readonly dataladPid: number, isCommand = false) {
+    if (isCommand) this.commandPid = dataladPid;
+  }
 
   start(): this {
     if (process.platform !== 'linux') return this;
@@ -110,7 +116,8 @@ export class CommandSampler {
       }
       const samples = (await Promise.all((await subtree(this.commandPid)).map(sample))).filter((s): s is ProcSample => s !== undefined);
       // The shell gone (its pid can only be listed while it is datalad's child): the command has ended.
-      if (!samples.some((s) => s.pid === this.commandPid) || !(await children(this.dataladPid)).includes(this.commandPid)) return;
+      const ended = !samples.some((s) => s.pid === this.commandPid) || (this.commandPid !== this.dataladPid && !(await children(this.dataladPid)).includes(this.commandPid));
+      if (ended) return;
       const now = Date.now();
       this.firstSeen ??= now;
       this.lastSeen = now;

@@ -8,7 +8,8 @@ import type { DatumPlan, Plan } from '../core/plan.js';
 import type { TransformIdentity } from '../core/identity.js';
 import type { PipelineSpec } from '../core/spec.js';
 import { pool } from '../core/pool.js';
-import { runCompute, type ComputeOutcome } from './executor.js';
+import { runCompute } from './executor.js';
+import type { ComputeOutcome } from './outcome.js';
 
 /** One datum to compute, as the scheduler hands it to a runner. */
 export interface ComputeRequest {

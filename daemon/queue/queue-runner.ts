@@ -7,7 +7,7 @@
 import type { Job, JobState } from 'bullmq';
 import type { Dataset } from '../adapters/dataset.js';
 import type { Plan } from '../core/plan.js';
-import type { ComputeOutcome } from '../exec/executor.js';
+import type { ComputeOutcome } from '../exec/outcome.js';
 import type { ComputeRequest, ComputeRunner } from '../exec/runner.js';
 import { dropRunRefs, fetchRunRefs } from '../results/branch.js';
 import { jobId, type DatumJobData, type DatumJobResult, type DatumQueue } from './datum-queue.js';

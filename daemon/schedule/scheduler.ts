@@ -9,7 +9,7 @@ import type { DatumPlan } from '../core/plan.js';
 import { decideRound, pendingSource, resultId, type DatumWork, type LinkWork, type Round } from '../core/round.js';
 import type { Dataset } from '../adapters/dataset.js';
 import { SnapshotReader } from '../adapters/snapshot-reader.js';
-import type { ComputeOutcome } from '../exec/executor.js';
+import type { ComputeOutcome } from '../exec/outcome.js';
 import { writeDatumLog } from '../exec/logs.js';
 import { LocalRunner, type ComputeRequest, type ComputeRunner } from '../exec/runner.js';
 import { syncBranch } from '../results/branch.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildCommand, clearOutputCommand, datumEnv, escapeForDatalad, shellQuote } from '../../daemon/core/command.js';
+import { buildCommand, clearOutputCommand, datumEnv, escapeForDatalad, expandDataladCommand, shellQuote } from '../../daemon/core/command.js';
 import type { Datum } from '../../daemon/core/datums.js';
 import { specOf } from '../helpers/fake-tree.js';
 
@@ -85,5 +85,15 @@ describe('buildCommand', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('expandDataladCommand', () => {
+  it("fills datalad's placeholders as datalad run does, and undoes the doubled braces", () => {
+    const s = { inputs: ['raw/a b', 'code/x.sh'], outputs: ['out/d'], pwd: '/ds', dspath: '/ds' };
+    expect(expandDataladCommand('cat {inputs} > {outputs[0]}/all; awk "{{print $1}}" {inputs[1]} {pwd}', s)).toBe(`cat 'raw/a b' code/x.sh > out/d/all; awk "{print $1}" code/x.sh /ds`);
+    // Round trip: what buildCommand escapes comes back as written.
+    const raw = 'echo "${X}" {} {{}} >"$MINIPACH_OUT/o"';
+    expect(expandDataladCommand(escapeForDatalad(raw), s)).toBe(raw);
   });
 });
