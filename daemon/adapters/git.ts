@@ -148,6 +148,12 @@ export class GitRepo {
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
   }
 
+  /** A value from a config file of the working tree (`.datalad/config`), or undefined. */
+  async configIn(file: string, key: string): Promise<string | undefined> {
+    const r = await this.gitUnchecked(['config', '-f', path.join(this.dir, file), '--get', key]);
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  }
+
   /** name -> value of the config keys matching `regexp`. */
   async configMatching(regexp: string): Promise<Map<string, string>> {
     const out = (await this.gitUnchecked(['config', '--get-regexp', regexp])).stdout;

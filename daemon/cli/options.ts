@@ -28,6 +28,11 @@ export function parseAmount(v: string, what: string): number {
   return n;
 }
 
+export const executorOption = () =>
+  new Option('--executor <name>', 'how a datum\'s command runs: native (default; a datalad run record without datalad run) or datalad (datalad run itself)').choices(['native', 'datalad']);
+
+export const batchSizeOption = () => new Option('--batch-size <n>', 'the most datums one batch (one scratch checkout) holds').argParser((v) => parsePositive(v, '--batch-size'));
+
 export const jobsOption = () => new Option('-j, --jobs <n>', 'datums computed at once (in-process only)').argParser((v) => parsePositive(v, '--jobs')).default(1);
 
 export function cpuHourCostOption(): Option {

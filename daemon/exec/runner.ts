@@ -9,7 +9,8 @@ import type { TransformIdentity } from '../core/identity.js';
 import type { PipelineSpec } from '../core/spec.js';
 import { pool } from '../core/pool.js';
 import { runCompute } from './executor.js';
-import type { ComputeOutcome } from './outcome.js';
+import { runNativeBatch } from './native.js';
+import type { ComputeJob, ComputeOutcome } from './outcome.js';
 
 /** One datum to compute, as the scheduler hands it to a runner. */
 export interface ComputeRequest {
@@ -29,14 +30,58 @@ export interface ComputeRunner {
   finished?(plan: Plan): Promise<void>;
 }
 
-/** Runs jobs here, `width` at a time, each in a scratch checkout of the dataset itself. */
+/** How a datum's command is run: natively (the default), or by `datalad run` itself. */
+export type ExecutorName = 'native' | 'datalad';
+export const EXECUTORS: readonly ExecutorName[] = ['native', 'datalad'];
+
+export interface LocalRunnerOptions {
+  /** Batches (native) or datums (datalad) run at once. @defaultValue 1 */
+  readonly width?: number;
+  /** @defaultValue "native" */
+  readonly executor?: ExecutorName;
+  /** The most datums a native batch (one scratch checkout) holds. @defaultValue 50 */
+  readonly batchSize?: number;
+}
+
+export const DEFAULT_BATCH_SIZE = 50;
+
+export const jobOf = (r: ComputeRequest): ComputeJob => ({ spec: r.spec, datum: r.plan.datum!, key: r.plan.key, outputDir: r.plan.outputDir, baseCommit: r.baseCommit });
+
+/**
+ * Splits requests into batches of one base commit, at most `size` each, and into at least `width` of them
+ * when there are enough, so that `width` batches can run at once.
+ */
+export function batches<T extends { baseCommit: string }>(items: readonly T[], size: number, width: number): T[][] {
+  const byBase = new Map<string, T[]>();
+  for (const r of items) byBase.set(r.baseCommit, [...(byBase.get(r.baseCommit) ?? []), r]);
+  const out: T[][] = [];
+  for (const group of byBase.values()) {
+    const n = Math.max(1, Math.min(size, Math.ceil(group.length / Math.max(1, width))));
+    for (let i = 0; i < group.length; i += n) out.push(group.slice(i, i + n));
+  }
+  return out;
+}
+
+/** Runs jobs here, each batch (or datum, with datalad) in a scratch checkout of the dataset itself. */
 export class LocalRunner implements ComputeRunner {
-  constructor(private readonly ds: Dataset, private readonly width = 1) {}
+  private readonly width: number;
+  private readonly executor: ExecutorName;
+  private readonly batchSize: number;
+
+  constructor(private readonly ds: Dataset, opts: LocalRunnerOptions = {}) {
+    this.width = opts.width ?? 1;
+    this.executor = opts.executor ?? 'native';
+    this.batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+  }
 
   async run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void> {
-    await pool(requests, this.width, async (r) => {
-      const outcome = await runCompute(this.ds, { spec: r.spec, datum: r.plan.datum!, key: r.plan.key, outputDir: r.plan.outputDir, baseCommit: r.baseCommit });
-      await settled(r, outcome);
+    if (this.executor === 'datalad') {
+      await pool(requests, this.width, async (r) => settled(r, await runCompute(this.ds, jobOf(r))));
+      return;
+    }
+    await pool(batches(requests, this.batchSize, this.width), this.width, async (batch) => {
+      const byJob = new Map(batch.map((r) => [jobOf(r), r] as const));
+      await runNativeBatch(this.ds, batch[0]!.baseCommit, [...byJob.keys()], (job, outcome) => settled(byJob.get(job)!, outcome));
     });
   }
 }

@@ -11,7 +11,7 @@ import type { Dataset } from '../adapters/dataset.js';
 import { SnapshotReader } from '../adapters/snapshot-reader.js';
 import type { ComputeOutcome } from '../exec/outcome.js';
 import { writeDatumLog } from '../exec/logs.js';
-import { LocalRunner, type ComputeRequest, type ComputeRunner } from '../exec/runner.js';
+import { LocalRunner, type ComputeRequest, type ComputeRunner, type ExecutorName } from '../exec/runner.js';
 import { syncBranch } from '../results/branch.js';
 import { Committer, type ComputedResult } from '../results/committer.js';
 import { ResultStore } from '../results/index-store.js';
@@ -19,8 +19,12 @@ import { planAtHead, type PlanAtHead } from './plan-at-head.js';
 import { outcomeOf, Outcomes, scheduleReport, type ScheduleReport } from './report.js';
 
 export interface ScheduleOptions {
-  /** Compute jobs run at once by the default LocalRunner. @defaultValue 1 */
+  /** Compute jobs (native: batches) run at once by the default LocalRunner. @defaultValue 1 */
   readonly jobs?: number;
+  /** How the default LocalRunner runs a datum's command. @defaultValue "native" */
+  readonly executor?: ExecutorName;
+  /** The most datums in one batch of the default LocalRunner. @defaultValue 50 */
+  readonly batchSize?: number;
   /** Where compute jobs run. @defaultValue a LocalRunner of `jobs` width */
   readonly runner?: ComputeRunner;
   /** Called as compute jobs start and finish. */
@@ -35,7 +39,7 @@ const MAX_BRANCH_MOVES = 50;
 
 export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise<ScheduleReport> {
   const started = Date.now();
-  const s = new Scheduling(ds, opts.runner ?? new LocalRunner(ds, opts.jobs ?? 1), opts.onProgress);
+  const s = new Scheduling(ds, opts.runner ?? new LocalRunner(ds, { width: opts.jobs, executor: opts.executor, batchSize: opts.batchSize }), opts.onProgress);
   let moves = 0;
   let last: PlanAtHead;
   for (;;) {

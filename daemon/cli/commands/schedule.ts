@@ -7,12 +7,15 @@ import type { ScheduleReport } from '../../schedule/report.js';
 import { schedule } from '../../schedule/scheduler.js';
 import { findDaemon, type Registration } from '../../server/registration.js';
 import { DaemonClient } from '../daemon-client.js';
-import { jobsOption } from '../options.js';
+import { batchSizeOption, executorOption, jobsOption } from '../options.js';
+import type { ExecutorName } from '../../exec/runner.js';
 import { out, printReport } from '../printers.js';
 
 interface ScheduleFlags {
   branch?: string;
   jobs: number;
+  executor?: ExecutorName;
+  batchSize?: number;
   wait: boolean;
   local?: boolean;
   json?: boolean;
@@ -27,6 +30,8 @@ export function register(program: Command): void {
     .argument('[dataset]', 'dataset directory', '.')
     .option('--branch <name>', 'branch that receives results (default: the checked-out branch)')
     .addOption(jobsOption())
+    .addOption(executorOption())
+    .addOption(batchSizeOption())
     .option('--no-wait', 'with a daemon: return once the jobs are queued')
     .option('--local', 'compute in this process even when a daemon serves the dataset')
     .option('--json', 'print a JSON report')
@@ -71,7 +76,7 @@ async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags
  */
 async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport> {
   const fetchProblems = await fetchAllSharedResults(ds);
-  const report = await schedule(ds, { jobs: o.jobs, onProgress: progress });
+  const report = await schedule(ds, { jobs: o.jobs, executor: o.executor, batchSize: o.batchSize, onProgress: progress });
   const reminder = await sharingReminder(ds);
   return { ...report, warnings: [...fetchProblems, ...report.warnings, ...(reminder ? [reminder] : [])] };
 }

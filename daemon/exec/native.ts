@@ -1,0 +1,166 @@
+/**
+ * The native executor (the default): a batch of datums in one scratch checkout, each datum's command run
+ * by `sh -c` as `datalad run` would run it, its outputs added by one `git annex add --batch` (annexed or
+ * kept in git exactly as the dataset's `.gitattributes` says), and its run commit written with the blobs in
+ * one `git fast-import`: a `datalad run` record that `datalad rerun` replays, without `datalad run`'s
+ * second of Python per datum.
+ *
+ * What stays as with `datalad run`: the recorded command and record (cmd, inputs, outputs, pwd, dsid,
+ * exit, chain), the annex keys and the tree; inputs are read-only to the command; the output directory
+ * starts empty; a failing datum fails alone; each datum's result is handed on as it finishes.
+ */
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Annex, AnnexAdder } from '../adapters/annex.js';
+import type { Dataset } from '../adapters/dataset.js';
+import type { LsTreeEntry, TreeChange } from '../adapters/git.js';
+import { readOnlyArgv, READ_ONLY_SETUP_FAILED, runUnchecked, watchOrphan } from '../adapters/process.js';
+import { expandDataladCommand } from '../core/command.js';
+import { annexKeyFromLinkTarget } from '../core/content-key.js';
+import { gitBlobOid } from '../core/hash.js';
+import { formatDataladRunMessage, type DataladRunRecord } from '../core/record.js';
+import type { ResourceUsage } from '../core/result-index.js';
+import { MODE_SYMLINK } from '../core/tree.js';
+import { guardInputs } from './input-guard.js';
+import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome } from './outcome.js';
+import { CommandSampler, round, type CommandUsage } from './resources.js';
+import { installSubdatasets, scratchCheckout, type ScratchCheckout } from './scratch.js';
+
+/** An output file as the run commit holds it, with the bytes of its blob (written by the run commit). */
+interface OutputFile {
+  readonly path: string;
+  readonly mode: string;
+  readonly content: Buffer;
+  /** For an annexed file: its key. */
+  readonly key?: string;
+}
+
+/**
+ * Runs `jobs` (one base commit) in one scratch checkout, one after another; `settled` is called as each
+ * ends. A broken set-up fails every job of the batch with its reason; a datum's failure is its own.
+ */
+export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: readonly ComputeJob[], settled: (job: ComputeJob, outcome: ComputeOutcome) => Promise<void>, hooks: ComputeHooks = {}): Promise<void> {
+  if (!jobs.length) return;
+  const started = Date.now();
+  let checkout: ScratchCheckout | undefined;
+  let adder: AnnexAdder | undefined;
+  const done = new Set<ComputeJob>();
+  try {
+    const paths = jobs.flatMap((j) => [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code, j.outputDir]);
+    checkout = await scratchCheckout(ds, baseCommit, [...new Set(paths)], jobs[0]!.key.slice(0, 12));
+    adder = new AnnexAdder(checkout.dir);
+    const dsid = (await checkout.repo.configIn('.datalad/config', 'datalad.dataset.id')) ?? undefined;
+    for (const job of jobs) {
+      const outcome = await runOne(ds, checkout, adder, dsid, job, hooks);
+      done.add(job);
+      await settled(job, outcome);
+    }
+  } catch (e) {
+    // One batch's broken set-up fails its datums, never the whole schedule.
+    const reason = `could not run: ${(e as Error).message}`;
+    const resources = { wall: round((Date.now() - started) / 1000) };
+    for (const job of jobs) if (!done.has(job)) await settled(job, { ok: false, reason, stderrTail: '', resources, log: reason });
+  } finally {
+    await adder?.close().catch(() => undefined);
+    await checkout?.remove();
+  }
+}
+
+async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder, dsid: string | undefined, job: ComputeJob, hooks: ComputeHooks): Promise<ComputeOutcome> {
+  const started = Date.now();
+  let usage: CommandUsage | undefined;
+  let commandWall: number | undefined;
+  const resources = (): ResourceUsage => ({
+    wall: round((Date.now() - started) / 1000),
+    ...(usage ? { commandWall: usage.wall, cpu: usage.cpu, maxRssKiB: usage.maxRssKiB } : commandWall !== undefined ? { commandWall } : {}),
+  });
+  const problem = await installSubdatasets(ds, checkout.dir, job.datum);
+  if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
+  const request = dataladRunRequest(job);
+  const annex = new Annex(checkout.dir);
+  const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code];
+  const guard = await guardInputs(checkout.dir, inputFiles, request.inputs, (missing) => annex.get(missing));
+  try {
+    const expanded = expandDataladCommand(request.command, { inputs: request.inputs, outputs: request.outputs, pwd: checkout.dir, dspath: checkout.dir });
+    const argv = ['/bin/sh', '-c', expanded];
+    let sampler: CommandSampler | undefined;
+    let stopWatchdog: (() => void) | undefined;
+    const onSpawn = (pid: number) => {
+      sampler = new CommandSampler(pid, true).start();
+      stopWatchdog = watchOrphan(pid);
+      hooks.onSpawn?.(pid);
+    };
+    const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;
+    const commandStart = Date.now();
+    const r = await runUnchecked(guard.readOnlyList ? readOnlyArgv(argv, guard.readOnlyList) : argv, { cwd: checkout.dir, detached: true, timeoutMs, onSpawn }).finally(() => {
+      usage = sampler?.stop();
+      stopWatchdog?.();
+      commandWall = round((Date.now() - commandStart) / 1000);
+    });
+    const log = `$ ${expanded}\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+    const stderrTail = tail(r.stderr);
+    const damaged = await guard.changed();
+    if (damaged.length) return { ok: false, reason: damagedInputs(damaged), stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${damagedInputs(damaged)}\n`, permanent: true };
+    if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
+    if (r.exitCode === READ_ONLY_SETUP_FAILED && guard.readOnlyList && /minipach: cannot make/.test(r.stderr)) {
+      return { ok: false, reason: `could not make the inputs read-only: ${tail(r.stderr, 1)}`, stderrTail, resources: resources(), log };
+    }
+    if (r.exitCode !== 0) return { ok: false, exit: r.exitCode, reason: commandFailure(r.exitCode ?? -1, r.stderr), stderrTail, resources: resources(), log };
+
+    const files = await addOutputs(checkout.dir, adder, job.outputDir);
+    const refused =
+      escapingOutput(job, files.filter((f) => f.mode === MODE_SYMLINK && !f.key).map((f) => ({ path: f.path, target: f.content.toString('utf8') }))) ??
+      (await contentlessOutput(ds, job, files.flatMap((f) => (f.mode === MODE_SYMLINK && !f.key && annexKeyFromLinkTarget(f.content.toString('utf8')) ? [{ path: f.path, key: annexKeyFromLinkTarget(f.content.toString('utf8'))! }] : []))));
+    if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
+    const record: DataladRunRecord = { cmd: request.command, chain: [], ...(dsid ? { dsid } : {}), exit: 0, extra_inputs: [], inputs: [...request.inputs], outputs: [...request.outputs], pwd: '.' };
+    const changes: TreeChange[] = [{ path: job.outputDir, remove: true }, ...files.map((f) => ({ path: f.path, mode: f.mode, content: f.content }))];
+    // The run commit carries the blobs into the object store (and to the origin, from a worker).
+    const [commit] = await checkout.repo.writeCommits(job.baseCommit, [{ changes, message: formatDataladRunMessage(jobLabel(job), record) }]);
+    const outputs: LsTreeEntry[] = files.map((f) => ({ mode: f.mode, type: 'blob', oid: gitBlobOid(f.content), size: f.content.length, path: f.path }));
+    await hooks.afterRun?.(checkout.dir, commit!, outputs);
+    return { ok: true, commit: commit!, outputs, record, resources: resources(), log };
+  } finally {
+    await guard.dispose();
+  }
+}
+
+/**
+ * The files of an output directory as `datalad save` would record them: each regular file handed to
+ * `git annex add` (annexed: its symlink; not: its bytes for git), symlinks the command made kept as they
+ * are, executable bits kept. Paths in order, as git lists them.
+ */
+async function addOutputs(root: string, adder: AnnexAdder, outputDir: string): Promise<OutputFile[]> {
+  const out: OutputFile[] = [];
+  for (const rel of await walk(root, outputDir)) {
+    const full = path.join(root, rel);
+    const st = await lstat(full);
+    if (st.isSymbolicLink()) {
+      out.push({ path: rel, mode: MODE_SYMLINK, content: Buffer.from(await readlink(full), 'utf8') });
+      continue;
+    }
+    const added = await adder.add(rel);
+    if (added.error) throw new Error(`git annex add ${rel}: ${added.error}`);
+    if (added.key) {
+      // Locked (a symlink into the object store), or unlocked where the dataset says so (a pointer file).
+      const link = (await lstat(full)).isSymbolicLink();
+      out.push({ path: rel, mode: link ? MODE_SYMLINK : '100644', content: link ? Buffer.from(await readlink(full), 'utf8') : Buffer.from(`/annex/objects/${added.key}\n`), key: added.key });
+    }
+    else out.push({ path: rel, mode: st.mode & 0o111 ? '100755' : '100644', content: await readFile(full) });
+  }
+  return out;
+}
+
+/** Dataset paths of the files (and symlinks) below `dir`, sorted as git sorts them (by bytes). */
+async function walk(root: string, dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (rel: string) => {
+    const entries = await readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const p = `${rel}/${e.name}`;
+      if (e.isDirectory()) await visit(p);
+      else if (e.isFile() || e.isSymbolicLink()) found.push(p);
+    }
+  };
+  await visit(dir);
+  return found.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
