@@ -40,9 +40,20 @@ export class Annex {
     if (hardlink) await this.repo.setConfig('annex.hardlink', 'true');
   }
 
-  /** Gets the content of paths (files or directories) from wherever a copy is. */
+  /**
+   * Gets the content of paths (files or directories) from wherever a copy is. When some cannot be got,
+   * `message` holds git-annex's own words for each, as `get <file>: error: <why>` lines.
+   */
   async get(paths: readonly string[]): Promise<AnnexOutcome> {
-    return outcome(await this.annex(['get', '-q', '--', ...paths]));
+    const r = await this.annex(['get', '--json', '--json-error-messages', '--', ...paths]);
+    if (r.exitCode === 0) return { ok: true, message: '' };
+    const failed = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { file?: string; success?: boolean; 'error-messages'?: string[]; note?: string })
+      .filter((j) => j.success === false)
+      .map((j) => `get ${j.file ?? '?'}: error: ${[...(j['error-messages'] ?? []), j.note ?? ''].join(' ').replace(/\s+/g, ' ').trim()}`);
+    return { ok: false, message: failed.length ? failed.join('\n') : outcome(r).message };
   }
 
   /** Copies the content of paths to a remote. */

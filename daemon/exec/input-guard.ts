@@ -13,6 +13,8 @@ import path from 'node:path';
 import { canMountReadOnly } from '../adapters/process.js';
 
 export interface InputGuard {
+  /** git-annex's words for input content that could not be got (the datum cannot run); undefined: all here. */
+  readonly missing?: string;
   /** The file listing what the run must see read-only; undefined when no sandbox is available here. */
   readonly readOnlyList?: string;
   /** After the run: the inputs (dataset paths) whose content changed. */
@@ -36,13 +38,13 @@ const stampOf = async (file: string) => {
  * directories `dirs`. Content not here yet is got first (`getContent`, as `datalad run -i` would), so
  * that what the command reads is protected too.
  */
-export async function guardInputs(dir: string, paths: readonly string[], dirs: readonly string[], getContent: (paths: string[]) => Promise<unknown>): Promise<InputGuard> {
+export async function guardInputs(dir: string, paths: readonly string[], dirs: readonly string[], getContent: (paths: string[]) => Promise<{ ok: boolean; message: string }>): Promise<InputGuard> {
   const dangling: string[] = [];
   for (const p of paths) {
     const link = await lstat(path.join(dir, p)).catch(() => undefined);
     if (link?.isSymbolicLink() && !(await stat(path.join(dir, p)).catch(() => undefined))) dangling.push(p);
   }
-  if (dangling.length) await getContent(dangling);
+  const got = dangling.length ? await getContent(dangling) : { ok: true, message: '' };
   const watched: Watched[] = [];
   const readOnly = new Set<string>();
   for (const p of paths) {
@@ -67,6 +69,7 @@ export async function guardInputs(dir: string, paths: readonly string[], dirs: r
     await writeFile(readOnlyList, listable.join('\n') + '\n');
   }
   return {
+    missing: got.ok ? undefined : got.message,
     readOnlyList,
     async changed() {
       const out: string[] = [];

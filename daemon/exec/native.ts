@@ -24,7 +24,7 @@ import { MODE_SYMLINK } from '../core/tree.js';
 import { guardInputs } from './input-guard.js';
 import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome } from './outcome.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
-import { installSubdatasets, scratchCheckout, type ScratchCheckout } from './scratch.js';
+import { installSubdatasets, scratchCheckout, uninstallSubdatasets, type ScratchCheckout } from './scratch.js';
 
 /** An output file as the run commit holds it, with the bytes of its blob (written by the run commit). */
 interface OutputFile {
@@ -51,7 +51,7 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
     adder = new AnnexAdder(checkout.dir);
     const dsid = (await checkout.repo.configIn('.datalad/config', 'datalad.dataset.id')) ?? undefined;
     for (const job of jobs) {
-      const outcome = await runOne(ds, checkout, adder, dsid, job, hooks);
+      const outcome = await runOne(ds, checkout, adder, dsid, job, hooks).finally(() => uninstallSubdatasets(checkout!.dir, job.datum));
       done.add(job);
       await settled(job, outcome);
     }
@@ -81,6 +81,10 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
   const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code];
   const guard = await guardInputs(checkout.dir, inputFiles, request.inputs, (missing) => annex.get(missing));
   try {
+    if (guard.missing) {
+      const reason = `could not get the inputs' content: ${guard.missing.split('\n')[0]}`;
+      return { ok: false, reason, stderrTail: guard.missing, resources: resources(), log: `--- git-annex ---\n${guard.missing}\n` };
+    }
     const expanded = expandDataladCommand(request.command, { inputs: request.inputs, outputs: request.outputs, pwd: checkout.dir, dspath: checkout.dir });
     const argv = ['/bin/sh', '-c', expanded];
     let sampler: CommandSampler | undefined;

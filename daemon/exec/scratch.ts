@@ -4,7 +4,7 @@
  * store, so inputs need no copy and outputs land where the committer can reference them. The dataset's own
  * working tree is never touched, so a failing or concurrent job cannot dirty it.
  */
-import { lstat, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Annex } from '../adapters/annex.js';
@@ -139,6 +139,18 @@ export async function installSubdatasets(ds: Dataset, wt: string, datum: Datum):
     if (problem) return problem;
   }
   return undefined;
+}
+
+/**
+ * Takes a datum's subdatasets out of the scratch checkout again (a batch's next datum sees only its own),
+ * leaving the empty directories git checked out.
+ */
+export async function uninstallSubdatasets(wt: string, datum: Datum): Promise<void> {
+  for (const need of subdatasetsNeeded(datum).reverse()) {
+    const dest = path.join(wt, need.path);
+    await rm(dest, { recursive: true, force: true });
+    await mkdir(dest, { recursive: true });
+  }
 }
 
 async function installSubdataset(ds: Dataset, wt: string, sub: SubdatasetNeed): Promise<string | undefined> {

@@ -45,9 +45,13 @@ describe('clones with a relative remote', () => {
     expect(exitCode).toBe(1);
     const a = datum(report, 'count', 'a');
     expect(a.status).toBe('failed');
-    expect(a.reason).toMatch(/^datalad run failed: get .*raw\/a: (impossible|error)/);
+    expect(a.reason).toMatch(/^could not get the inputs' content: get raw\/a: error: \S+/);
     expect(a.stderrTail).toMatch(/raw\/a/);
     const logs = await mine.minipach('logs', 'count/a');
-    expect(logs.stdout).toMatch(/--- datalad ---\nget .*raw\/a: (impossible|error): \S+/);
+    expect(logs.stdout).toMatch(/--- git-annex ---\nget raw\/a: error: \S+/);
+    // The datalad executor says it in datalad's words.
+    const viaDatalad = await mine.scheduleJson('--executor', 'datalad');
+    expect(datum(viaDatalad.report, 'count', 'a').reason).toMatch(/^datalad run failed: get .*raw\/a: (impossible|error)/);
+    expect((await mine.minipach('logs', 'count/a')).stdout).toMatch(/--- datalad ---\nget .*raw\/a: (impossible|error): \S+/);
   });
 });
