@@ -76,7 +76,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     const outputs = datumOutputs(await ds.repo.lsTree(outputsCommit, [job.outputDir]), job.spec.name, job.outputDir);
     const refused = await refusedOutputs(ds, job, outputs);
     if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
-    await hooks.afterRun?.(checkout.dir, outputsCommit, outputs);
+    await hooks.afterRun?.(checkout.dir, outputsCommit, outputs, job);
     return { ok: true, commit: outputsCommit, outputs, record: runResult.run_info!, resources: resources(), log };
   } catch (e) {
     // One datum's broken set-up fails that datum, never the whole schedule.

@@ -121,7 +121,13 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     // The run commit carries the blobs into the object store (and to the origin, from a worker).
     const [commit] = await checkout.repo.writeCommits(job.baseCommit, [{ changes, message: formatDataladRunMessage(jobLabel(job), record) }]);
     const outputs: LsTreeEntry[] = files.map((f) => ({ mode: f.mode, type: 'blob', oid: gitBlobOid(f.content), size: f.content.length, path: f.path }));
-    await hooks.afterRun?.(checkout.dir, commit!, outputs);
+    try {
+      await hooks.afterRun?.(checkout.dir, commit!, outputs, job);
+    } catch (e) {
+      // Handing the result in failed (the origin away): this datum fails, and is tried again.
+      const reason = (e as Error).message;
+      return { ok: false, reason, stderrTail: '', resources: resources(), log: `${log}\n--- minipach ---\n${reason}\n` };
+    }
     return { ok: true, commit: commit!, outputs, record, resources: resources(), log };
   } finally {
     await guard.dispose();

@@ -63,7 +63,7 @@ export interface ComputeHooks {
    * Runs in the scratch checkout after a successful run, before it is dropped: a worker publishes the run
    * commit and the outputs' content from here. Throwing fails the datum.
    */
-  readonly afterRun?: (checkout: string, commit: string, outputs: readonly LsTreeEntry[]) => Promise<void>;
+  readonly afterRun?: (checkout: string, commit: string, outputs: readonly LsTreeEntry[], job: ComputeJob) => Promise<void>;
   /** Called with the pid of the command's process group as it starts (a worker records it for clean-up). */
   readonly onSpawn?: (pid: number) => void;
 }

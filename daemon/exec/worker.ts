@@ -23,14 +23,22 @@ import { loadSpec } from '../core/spec.js';
 import { SpecError } from '../core/errors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { runCompute } from './executor.js';
+import { Batcher } from './batcher.js';
+import { runNativeBatch } from './native.js';
+import type { ComputeJob, ComputeOutcome } from './outcome.js';
+import type { PipelineSpec } from '../core/spec.js';
 import type { DatumJobData, DatumJobResult } from '../queue/datum-queue.js';
 
 export interface WorkerOptions {
   readonly connection: RedisConnection;
   /** @defaultValue "minipach" */
   readonly prefix?: string;
-  /** Jobs run at once. @defaultValue 1 */
+  /** Batches (native) or datums (datalad) run at once. @defaultValue 1 */
   readonly concurrency?: number;
+  /** The most datums of one native batch (one scratch checkout). @defaultValue 16 */
+  readonly batchSize?: number;
+  /** How long a batch's first datum waits for others, in milliseconds. @defaultValue 50 */
+  readonly batchWaitMs?: number;
   /** Clones live in a slot of this directory. @defaultValue `$XDG_CACHE_HOME/minipach/worker` */
   readonly stateDir?: string;
   /**
@@ -56,9 +64,13 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const slot = await claimSlot(opts.stateDir ?? defaultStateDir());
   const name = `${os.hostname()}/${path.basename(slot.dir)}/${process.pid}`;
   const clones = new Clones(slot.dir, name);
+  const parallel = opts.concurrency ?? 1;
+  const size = opts.batchSize ?? DEFAULT_WORKER_BATCH;
+  const batcher = nativeBatcher(clones, slot, { size, waitMs: opts.batchWaitMs ?? 50, parallel });
+  // Enough jobs in hand to fill `concurrency` batches; each job's lock is renewed while it waits its turn.
   const worker = await startQueueWorker(
-    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, lockDurationMs: opts.lockDurationMs, name, onError: (e) => log(`worker: ${e.message}`) },
-    (job) => processJob(job, clones, slot, name, log),
+    { connection: opts.connection, prefix: opts.prefix, concurrency: parallel * size, lockDurationMs: opts.lockDurationMs, name, onError: (e) => log(`worker: ${e.message}`) },
+    (job) => processJob(job, clones, slot, batcher, name, log),
   );
   return {
     name,
@@ -69,21 +81,54 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   };
 }
 
-async function processJob(job: WorkerJob, clones: Clones, slot: Slot, name: string, log: (m: string) => void): Promise<DatumJobResult> {
+/** A datum job as the native batches of a worker see it. */
+interface BatchItem {
+  readonly data: DatumJobData;
+  readonly spec: PipelineSpec;
+}
+
+/**
+ * Native datums are gathered into batches (one scratch checkout, one git-annex process, per batch; see
+ * batcher.ts); each job still ends, and hands its result in, as soon as its own datum does.
+ */
+function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs: number; parallel: number }): Batcher<BatchItem, ComputeOutcome> {
+  return new Batcher<BatchItem, ComputeOutcome>(opts, async (_group, items, settle) => {
+    const first = items[0]!.data;
+    const ds = await clones.get(first.dataset, first.origin);
+    await clones.ensureCommit(ds, first.baseCommit);
+    const byKey = new Map(items.map((i) => [i.data.key, i]));
+    const groups: number[] = [];
+    try {
+      await runNativeBatch(
+        ds,
+        first.baseCommit,
+        items.map((i) => jobOfData(i.data, i.spec)),
+        async (job, outcome) => settle(byKey.get(job.key)!, outcome),
+        { afterRun: (checkout, commit, _outputs, job) => handIn(ds, checkout, commit, { origin: first.origin, key: job.key, outputDir: job.outputDir }), onSpawn: (pid) => slot.track(groups[groups.push(pid) - 1]!) },
+      );
+    } finally {
+      for (const g of groups) slot.untrack(g);
+    }
+  });
+}
+
+const jobOfData = (d: DatumJobData, spec: PipelineSpec): ComputeJob => ({ spec, datum: d.datum, key: d.key, outputDir: d.outputDir, baseCommit: d.baseCommit });
+
+async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: Batcher<BatchItem, ComputeOutcome>, name: string, log: (m: string) => void): Promise<DatumJobResult> {
   const d = job.data;
   const label = datumLabel(d.pipeline, d.datumName);
   log(`${label}: try ${job.attempt} (${d.key.slice(0, 12)})`);
   const spec = loadSpec(d.specFile, d.specSource);
   if (spec instanceof SpecError) throw new PermanentFailure(spec.message);
-  const ds = await clones.get(d.dataset, d.origin);
-  await clones.ensureCommit(ds, d.baseCommit);
-
-  let group: number | undefined;
-  const outcome = await runCompute(
-    ds,
-    { spec, datum: d.datum, key: d.key, outputDir: d.outputDir, baseCommit: d.baseCommit },
-    { afterRun: (checkout, commit) => handIn(ds, checkout, commit, d), onSpawn: (pid) => slot.track((group = pid)) },
-  ).finally(() => group && slot.untrack(group));
+  let outcome: ComputeOutcome;
+  if ((d.executor ?? 'native') === 'native') {
+    outcome = await batcher.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}`, { data: d, spec });
+  } else {
+    const ds = await clones.get(d.dataset, d.origin);
+    await clones.ensureCommit(ds, d.baseCommit);
+    let group: number | undefined;
+    outcome = await runCompute(ds, jobOfData(d, spec), { afterRun: (checkout, commit) => handIn(ds, checkout, commit, d), onSpawn: (pid) => slot.track((group = pid)) }).finally(() => group && slot.untrack(group));
+  }
   await job.log(clip(outcome.log));
   if (outcome.ok) {
     log(`${label}: done`);
@@ -99,7 +144,7 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, name: stri
  * Both are retried a few times: pushes of several workers (and people) into one repository can collide on
  * its ref locks, and a collision is no reason to compute the datum again.
  */
-async function handIn(ds: Dataset, checkout: string, commit: string, d: DatumJobData): Promise<void> {
+async function handIn(ds: Dataset, checkout: string, commit: string, d: Pick<DatumJobData, 'origin' | 'key' | 'outputDir'>): Promise<void> {
   await withRetries(`hand the result in to ${d.origin}`, async () => {
     const r = await ds.repo.push('origin', [`+${commit}:${runRef(d.key)}`]);
     return { ok: r.status === 'ok', message: r.status === 'ok' ? '' : r.message };
@@ -176,6 +221,9 @@ interface Slot {
 }
 
 const existsDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
+
+/** Datums of one native batch a worker gathers by default. */
+export const DEFAULT_WORKER_BATCH = 16;
 
 function defaultStateDir(): string {
   return path.join(process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'minipach', 'worker');

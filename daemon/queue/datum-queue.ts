@@ -27,6 +27,8 @@ export interface DatumJobData {
   readonly specFile: string;
   readonly specSource: string;
   readonly datum: Datum;
+  /** How the worker runs the command. @defaultValue "native" */
+  readonly executor?: 'native' | 'datalad';
   /** Written by the worker when a try fails: what `minipach jobs` and the failure record show. */
   readonly lastTry?: FailedTry;
 }

@@ -21,6 +21,8 @@ export interface DatasetConfig {
   readonly branches?: readonly string[];
   /** A git remote of the clone to fetch from and push results to. */
   readonly remote?: string;
+  /** How its datums' commands run: native (a datalad run record without datalad run), or datalad. @defaultValue "native" */
+  readonly executor: 'native' | 'datalad';
   /** The Gitea/Forgejo repository (`owner/name`) whose webhooks are about this dataset. */
   readonly repository?: string;
   /** Buckets (and key prefixes) whose objects become files under `path` of this dataset. */
@@ -47,8 +49,12 @@ export interface DaemonConfig {
   readonly stateDir?: string;
   /** Workers run inside the daemon process (0: only external `minipach worker`s). @defaultValue 1 */
   readonly workers: number;
-  /** Datum jobs each in-process worker runs at once. @defaultValue 1 */
+  /** Batches (native) or datums (datalad) each in-process worker runs at once. @defaultValue 1 */
   readonly concurrency: number;
+  /** The most datums of one native batch of an in-process worker. @defaultValue 16 */
+  readonly batchSize: number;
+  /** How long a batch's first datum waits for others, in milliseconds. @defaultValue 50 */
+  readonly batchWaitMs: number;
   /** Seconds between fetches of datasets that have a remote (0: only on events). @defaultValue 0 */
   readonly pollSeconds: number;
   /** Webhook secrets: Gitea's HMAC key, MinIO's bearer token, the bearer token of `POST /hooks/git`. */
@@ -84,6 +90,7 @@ export const CONFIG_SCHEMA = {
           branches: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
           remote: { type: 'string', minLength: 1 },
           repository: { type: 'string', pattern: '^[^/\\s]+/[^/\\s]+$' },
+          executor: { enum: ['native', 'datalad'] },
           minio: {
             type: 'array',
             items: {
@@ -106,6 +113,8 @@ export const CONFIG_SCHEMA = {
     state_dir: { type: 'string' },
     workers: { type: 'integer', minimum: 0 },
     concurrency: { type: 'integer', minimum: 1 },
+    batch_size: { type: 'integer', minimum: 1 },
+    batch_wait_ms: { type: 'integer', minimum: 0 },
     poll_seconds: { type: 'number', minimum: 0 },
     minio: {
       type: 'object',
@@ -132,6 +141,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   MINIPACH_STATE_DIR: 'state_dir',
   MINIPACH_WORKERS: 'workers',
   MINIPACH_CONCURRENCY: 'concurrency',
+  MINIPACH_BATCH_SIZE: 'batch_size',
   MINIPACH_POLL_SECONDS: 'poll_seconds',
   MINIPACH_GITEA_SECRET: 'secrets.gitea',
   MINIPACH_MINIO_TOKEN: 'secrets.minio',
@@ -141,7 +151,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   MINIPACH_MINIO_SECRET_KEY: 'minio.secret_key',
 };
 
-const NUMERIC = new Set(['http.port', 'workers', 'concurrency', 'poll_seconds']);
+const NUMERIC = new Set(['http.port', 'workers', 'concurrency', 'poll_seconds', 'batch_size']);
 
 const Ajv = AjvModule.default ?? AjvModule;
 const validate = new Ajv({ allErrors: false, strict: false }).compile(CONFIG_SCHEMA);
@@ -177,7 +187,8 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
       if (!target) throw new ConfigError(file, `datasets[${i}].minio[${j}].path`, `"${m.path}" must be a directory inside the dataset (relative, without "..")`);
       return { bucket: m.bucket, prefix: m.prefix ?? '', path: target };
     });
-    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, minio };
+    const executor = (d['executor'] as 'native' | 'datalad' | undefined) ?? 'native';
+    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, executor, minio };
   });
   const http = (obj['http'] as { host?: string; port?: number; token?: string } | undefined) ?? {};
   const secrets = (obj['secrets'] as { gitea?: string; minio?: string; git?: string } | undefined) ?? {};
@@ -190,6 +201,8 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     stateDir: obj['state_dir'] ? path.resolve(base, obj['state_dir'] as string) : undefined,
     workers: (obj['workers'] as number | undefined) ?? 1,
     concurrency: (obj['concurrency'] as number | undefined) ?? 1,
+    batchSize: (obj['batch_size'] as number | undefined) ?? 16,
+    batchWaitMs: (obj['batch_wait_ms'] as number | undefined) ?? 50,
     pollSeconds: (obj['poll_seconds'] as number | undefined) ?? 0,
     secrets,
     minio: m && { endpoint: m.endpoint, accessKey: m.access_key, secretKey: m.secret_key, region: m.region },

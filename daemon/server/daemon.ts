@@ -84,13 +84,21 @@ export class Daemon implements DaemonApi {
     for (const { name, ds } of served) {
       // Workers clone from, and hand results in to, the remote when there is one, else the daemon's clone.
       const origin = (await remoteLocation(ds))?.url ?? ds.dir;
-      const runner = new QueueRunner(this.queue, ds, { dataset: name, origin }, this.abort.signal);
-      this.followers.push(new Follower(name, ds, runner, { nextRunId: () => ++this.runIds, log: (m) => this.logger.warn(m), onRunEnd: (run) => this.runEnded(run) }));
       const dc = this.config.datasets.find((c) => c.name === name)!;
+      const runner = new QueueRunner(this.queue, ds, { dataset: name, origin, executor: dc.executor }, this.abort.signal);
+      this.followers.push(new Follower(name, ds, runner, { nextRunId: () => ++this.runIds, log: (m) => this.logger.warn(m), onRunEnd: (run) => this.runEnded(run) }));
       targets.push({ dataset: name, dir: ds.dir, gitDir: ds.gitDir, origin, repository: dc.repository, minio: dc.minio });
     }
     for (let i = 0; i < this.config.workers; i++) {
-      const w = await startWorker({ connection: redisOptions(this.redisUrl), prefix: this.config.queuePrefix, concurrency: this.config.concurrency, stateDir: path.join(stateDir, 'workers'), log: (m) => this.logger.info(m) });
+      const w = await startWorker({
+        connection: redisOptions(this.redisUrl),
+        prefix: this.config.queuePrefix,
+        concurrency: this.config.concurrency,
+        batchSize: this.config.batchSize,
+        batchWaitMs: this.config.batchWaitMs,
+        stateDir: path.join(stateDir, 'workers'),
+        log: (m) => this.logger.info(m),
+      });
       this.workers.push(w);
     }
     const spoolDir = path.join(stateDir, 'spool');

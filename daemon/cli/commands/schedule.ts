@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { openDataset, type Dataset } from '../../adapters/dataset.js';
-import { MinipachError } from '../../core/errors.js';
+import { MinipachError, UsageError } from '../../core/errors.js';
 import { fetchAllSharedResults, sharingReminder } from '../../results/shared-ref.js';
 import type { ScheduleReport } from '../../schedule/report.js';
 import { schedule } from '../../schedule/scheduler.js';
@@ -46,6 +46,7 @@ export function register(program: Command): void {
         if (done === total) (bar.stop(), (started = false));
       };
       const daemon = o.local ? undefined : await findDaemon(ds);
+      if (daemon && (o.executor || o.batchSize)) throw new UsageError(`a daemon serves ${ds.dir} with the executor its configuration names; to run here with --executor/--batch-size, add --local`);
       const report = daemon ? await throughDaemon(ds, daemon, o, progress) : await here(ds, o, progress);
       bar?.stop();
       if (!report) return;

@@ -1,11 +1,12 @@
 import { Option, type Command } from 'commander';
 import { openDataset } from '../../adapters/dataset.js';
 import { UsageError } from '../../core/errors.js';
-import { parseCount, parsePositive, untilSignal } from '../options.js';
+import { executorOption, parseCount, parsePositive, untilSignal } from '../options.js';
 import { out } from '../printers.js';
 
 interface UpFlags {
   config?: string;
+  executor?: 'native' | 'datalad';
   branch?: string;
   remote?: string;
   port?: number;
@@ -21,6 +22,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'configuration file (YAML)')
     .option('--branch <name>', 'with [dataset]: the branch to follow (default: the checked-out one)')
     .option('--remote <name>', 'with [dataset]: the git remote to fetch from and push results to')
+    .addOption(executorOption())
     .addOption(new Option('--port <n>', 'HTTP port (0: any free one)').argParser((v) => parseCount(v, '--port')))
     .addOption(new Option('--workers <n>', 'workers inside the daemon (0: only external ones)').argParser((v) => parseCount(v, '--workers')))
     .addOption(new Option('--concurrency <n>', 'jobs each in-process worker runs at once').argParser((v) => parsePositive(v, '--concurrency')))
@@ -29,7 +31,8 @@ export function register(program: Command): void {
       if (o.config && dir) throw new UsageError('give either a dataset directory or --config, not both');
       // The daemon's modules (BullMQ, express...) load only here: `plan` and `schedule` stay quick to start.
       const { loadConfigFile, parseConfig } = await import('../../server/config.js');
-      const raw = dir ? { datasets: [{ path: (await openDataset(dir, o.branch)).dir, branches: o.branch ? [o.branch] : undefined, remote: o.remote }] } : undefined;
+      if (o.executor && o.config) throw new UsageError('with --config, set the executor per dataset in the file (executor: native | datalad)');
+      const raw = dir ? { datasets: [{ path: (await openDataset(dir, o.branch)).dir, branches: o.branch ? [o.branch] : undefined, remote: o.remote, executor: o.executor }] } : undefined;
       let config = o.config ? await loadConfigFile(o.config) : parseConfig('command line', raw);
       config = { ...config, http: { ...config.http, port: o.port ?? config.http.port }, workers: o.workers ?? config.workers, concurrency: o.concurrency ?? config.concurrency };
       const { Daemon } = await import('../../server/daemon.js');

@@ -2,11 +2,13 @@ import { Option, type Command } from 'commander';
 import { openDataset } from '../../adapters/dataset.js';
 import { UsageError } from '../../core/errors.js';
 import { findDaemon } from '../../server/registration.js';
-import { parsePositive, untilSignal } from '../options.js';
+import { batchSizeOption, parseCount, parsePositive, untilSignal } from '../options.js';
 import { out } from '../printers.js';
 
 interface WorkerFlags {
   concurrency: number;
+  batchSize?: number;
+  batchWaitMs?: number;
   redis?: string;
   prefix?: string;
   state?: string;
@@ -18,7 +20,9 @@ export function register(program: Command): void {
     .command('worker')
     .description("compute datum jobs from the queue (on this or another machine that reaches Redis and the dataset's origin)")
     .argument('[dataset]', 'find the Redis of the daemon serving this dataset (unless --redis or REDIS_URL)', '.')
-    .addOption(new Option('--concurrency <n>', 'jobs run at once').argParser((v) => parsePositive(v, '--concurrency')).default(1))
+    .addOption(new Option('--concurrency <n>', 'batches (native) or datums (datalad) run at once').argParser((v) => parsePositive(v, '--concurrency')).default(1))
+    .addOption(batchSizeOption())
+    .addOption(new Option('--batch-wait-ms <n>', "how long a batch's first datum waits for others").argParser((v) => parseCount(v, '--batch-wait-ms')))
     .option('--redis <url>', 'Redis URL (default: REDIS_URL, else the daemon registered in the dataset)')
     .option('--prefix <name>', 'queue prefix (default: the daemon\'s, else "minipach")')
     .option('--state <dir>', 'where the worker keeps its clones (default: ~/.cache/minipach/worker)')
@@ -37,7 +41,7 @@ export function register(program: Command): void {
       await checkRedis(url);
       const lockMs = o.lockMs ?? (process.env['MINIPACH_LOCK_MS'] ? Number(process.env['MINIPACH_LOCK_MS']) : undefined);
       const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-      const worker = await startWorker({ connection: redisOptions(url), prefix, concurrency: o.concurrency, stateDir: o.state, lockDurationMs: lockMs, log });
+      const worker = await startWorker({ connection: redisOptions(url), prefix, concurrency: o.concurrency, batchSize: o.batchSize, batchWaitMs: o.batchWaitMs, stateDir: o.state, lockDurationMs: lockMs, log });
       out(`minipach worker ${worker.name} taking jobs from ${url}`);
       await untilSignal(async (signal) => {
         process.stderr.write(`minipach worker: ${signal}: finishing the jobs in hand\n`);
