@@ -92,36 +92,82 @@ async function planning(root: string, sizes: number[], repeats: number, snakeUpT
   }
 }
 
-async function endToEnd(root: string, n: number) {
+/** Per datum overhead: wall x parallelism / n (the commands themselves take ~0 s). */
+const perDatum = (wall: number, par: number, n: number) => (wall * par) / n;
+const perDatumAt = new Map<number, number>();
+
+/**
+ * End to end, `n` trivial datums, 2-way parallel: minipach in-process (the native executor, the default),
+ * minipach through its daemon with two workers, and (`peers`) `snakemake -c2` on the same files; the
+ * `datalad run` loop only where it takes minutes, not hours.
+ */
+async function endToEnd(root: string, n: number, opts: { peers: boolean; loop: boolean; daemon: boolean }) {
   log(`end to end: ${n} datums, 2-way parallel`);
   const mds = await runDataset(root, 'e2e-minipach', n, false);
   const m = await measure(['node', BIN, 'schedule', '-j', '2', '--json'], mds);
   const report = JSON.parse(m.stdout);
   if (report.counts.computed !== n) throw new Error(`minipach computed ${report.counts.computed} of ${n}`);
-  const plain = plainFiles(root, n, 'e2e-snakemake');
-  const s = await measure(['snakemake', '-c2', '--quiet'], plain);
-  const lds = await runDataset(root, 'e2e-datalad', n, false);
-  const loop = subjects(n)
-    .map((x) => `datalad run -m ${x} -i raw/${x} -o count/${x} "mkdir -p count/${x} && wc -c < raw/${x}/data.txt > count/${x}/n" >/dev/null`)
-    .join(' && ');
-  const l = await measure(['sh', '-c', loop], lds);
-  // The commands themselves take ~0 s, so wall x parallelism / n is the per-datum overhead.
-  const per = (wall: number, par: number) => (wall * par) / n;
-  figures.push({ id: `e2e-wall-${n}`, figure: `end to end ${n} datums, wall (-j2 / -c2 / serial loop)`, unit: 's', minipach: m.wall, peer: 'snakemake -c2', peerValue: s.wall, ratio: s.wall / m.wall });
-  figures.push({ id: `e2e-wall-loop-${n}`, figure: `end to end ${n} datums, wall`, unit: 's', minipach: m.wall, peer: 'datalad run loop', peerValue: l.wall, ratio: l.wall / m.wall });
-  figures.push({
-    id: `e2e-overhead-${n}`,
-    figure: `overhead per datum (wall x parallelism / n)`,
-    unit: 's',
-    minipach: per(m.wall, 2),
-    peer: 'snakemake -c2',
-    peerValue: per(s.wall, 2),
-    ratio: per(s.wall, 2) / per(m.wall, 2),
-    target: '<= 1/3 of snakemake',
-    met: per(m.wall, 2) <= per(s.wall, 2) / 3,
-  });
-  figures.push({ id: `e2e-overhead-loop-${n}`, figure: `overhead per datum`, unit: 's', minipach: per(m.wall, 2), peer: 'datalad run loop', peerValue: per(l.wall, 1), ratio: per(l.wall, 1) / per(m.wall, 2) });
-  for (const d of [mds, plain, lds]) rmSync(d, { recursive: true, force: true });
+  rmSync(mds, { recursive: true, force: true });
+  const mine = perDatum(m.wall, 2, n);
+  perDatumAt.set(n, mine);
+  figures.push({ id: `e2e-wall-${n}`, figure: `end to end ${n} datums, wall, in-process -j2`, unit: 's', minipach: m.wall });
+  if (opts.peers) {
+    const plain = plainFiles(root, n, 'e2e-snakemake');
+    const s = await measure(['snakemake', '-c2', '--quiet'], plain);
+    rmSync(plain, { recursive: true, force: true });
+    const theirs = perDatum(s.wall, 2, n);
+    figures.push({ id: `e2e-wall-snakemake-${n}`, figure: `end to end ${n} datums, wall`, unit: 's', minipach: m.wall, peer: 'snakemake -c2', peerValue: s.wall, ratio: s.wall / m.wall });
+    figures.push({ id: `e2e-overhead-${n}`, figure: `overhead per datum, ${n} datums (wall x 2 / n)`, unit: 's', minipach: mine, peer: 'snakemake -c2', peerValue: theirs, ratio: theirs / mine, target: '<= 1/3 of snakemake', met: mine <= theirs / 3 });
+    if (opts.daemon) {
+      const d = await throughDaemon(root, n);
+      const viaDaemon = perDatum(d, 2, n);
+      figures.push({ id: `e2e-daemon-overhead-${n}`, figure: `overhead per datum, ${n} datums, daemon + 2 workers`, unit: 's', minipach: viaDaemon, peer: 'snakemake -c2', peerValue: theirs, ratio: theirs / viaDaemon, target: '<= 1/3 of snakemake', met: viaDaemon <= theirs / 3 });
+      figures.push({ id: `e2e-daemon-vs-local-${n}`, figure: `daemon + 2 workers vs in-process, ${n} datums, wall`, unit: 's', minipach: d, peer: 'in-process -j2', peerValue: m.wall, ratio: m.wall / d, target: 'within 2x of in-process', met: d <= 2 * m.wall });
+    }
+  }
+  if (opts.loop) {
+    const lds = await runDataset(root, 'e2e-datalad', n, false);
+    const loop = subjects(n)
+      .map((x) => `datalad run -m ${x} -i raw/${x} -o count/${x} "mkdir -p count/${x} && wc -c < raw/${x}/data.txt > count/${x}/n" >/dev/null`)
+      .join(' && ');
+    const l = await measure(['sh', '-c', loop], lds);
+    rmSync(lds, { recursive: true, force: true });
+    figures.push({ id: `e2e-overhead-loop-${n}`, figure: `overhead per datum, ${n} datums`, unit: 's', minipach: mine, peer: 'datalad run loop', peerValue: perDatum(l.wall, 1, n), ratio: perDatum(l.wall, 1, n) / mine });
+  }
+  const first = perDatumAt.get(Math.min(...perDatumAt.keys()));
+  if (perDatumAt.size > 1 && first) {
+    const smallest = Math.min(...perDatumAt.keys());
+    figures.push({ id: `e2e-growth-${n}`, figure: `overhead per datum at ${n} vs at ${smallest}`, unit: 's', minipach: mine, peer: `at ${smallest}`, peerValue: first, ratio: first / mine, target: '<= 1.5x of the smallest', met: mine <= 1.5 * first });
+  }
+}
+
+/** Wall time of `minipach schedule` through a daemon (no in-process worker) with two `minipach worker`s. */
+async function throughDaemon(root: string, n: number): Promise<number> {
+  const dir = await runDataset(root, 'e2e-daemon', n, false);
+  const procs: ReturnType<typeof execa>[] = [];
+  try {
+    const daemon = execa('node', [BIN, 'up', dir, '--port', '0', '--workers', '0'], { cwd: dir, env: ENV, reject: false, all: true, buffer: false });
+    procs.push(daemon);
+    let out = '';
+    daemon.all!.on('data', (b: Buffer) => (out += b.toString()));
+    while (!/redis (\S+)\)/.test(out)) {
+      if (daemon.exitCode !== null) throw new Error(`daemon exited: ${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const redisUrl = /redis (\S+)\)/.exec(out)![1]!;
+    for (let i = 0; i < 2; i++) {
+      const state = mkdtempSync(path.join(root, `worker-${i}-`));
+      procs.push(execa('node', [BIN, 'worker', '--redis', redisUrl, '--state', state], { cwd: dir, env: ENV, reject: false }));
+    }
+    const m = await measure(['node', BIN, 'schedule', '--json'], dir);
+    const report = JSON.parse(m.stdout);
+    if (report.counts.computed !== n) throw new Error(`minipach (daemon) computed ${report.counts.computed} of ${n}`);
+    return m.wall;
+  } finally {
+    for (const p of procs.reverse()) p.kill('SIGTERM');
+    await Promise.allSettled(procs);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function dedup(root: string, n: number) {
@@ -250,12 +296,14 @@ async function main() {
   try {
     if (quick) {
       await planning(root, [1000], 1, 1000);
-      await endToEnd(root, 10);
+      await endToEnd(root, 10, { peers: true, loop: true, daemon: true });
       await dedup(root, 10);
       await eventLatency(root, 3);
     } else {
       await planning(root, [1000, 10_000, 100_000], 3, 10_000);
-      await endToEnd(root, 500);
+      await endToEnd(root, 500, { peers: true, loop: true, daemon: true });
+      await endToEnd(root, 2000, { peers: true, loop: false, daemon: true });
+      await endToEnd(root, 10_000, { peers: false, loop: false, daemon: false });
       await dedup(root, 100);
       await eventLatency(root, 20);
     }

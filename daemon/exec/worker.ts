@@ -9,12 +9,14 @@
  * back to waiting and another try starts from a fresh checkout; the dead try never handed anything in.
  */
 import { rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RedisConnection } from '../adapters/redis.js';
 import { Annex } from '../adapters/annex.js';
-import { GitRepo } from '../adapters/git.js';
+import { GitRepo, type LsTreeEntry } from '../adapters/git.js';
+import { annexKeyFromLinkTarget } from '../core/content-key.js';
+import { MODE_SYMLINK } from '../core/tree.js';
 import { isAlive } from '../adapters/process.js';
 import { datumLabel } from '../core/datum-label.js';
 import { startQueueWorker, PermanentFailure, type WorkerJob } from '../queue/queue-worker.js';
@@ -104,7 +106,7 @@ function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs:
         first.baseCommit,
         items.map((i) => jobOfData(i.data, i.spec)),
         async (job, outcome) => settle(byKey.get(job.key)!, outcome),
-        { afterRun: (checkout, commit, _outputs, job) => handIn(ds, checkout, commit, { origin: first.origin, key: job.key, outputDir: job.outputDir }), onSpawn: (pid) => slot.track(groups[groups.push(pid) - 1]!) },
+        { afterRun: (checkout, commit, outputs, job) => handIn(ds, checkout, commit, outputs, { origin: first.origin, key: job.key }), onSpawn: (pid) => slot.track(groups[groups.push(pid) - 1]!) },
       );
     } finally {
       for (const g of groups) slot.untrack(g);
@@ -127,7 +129,7 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: B
     const ds = await clones.get(d.dataset, d.origin);
     await clones.ensureCommit(ds, d.baseCommit);
     let group: number | undefined;
-    outcome = await runCompute(ds, jobOfData(d, spec), { afterRun: (checkout, commit) => handIn(ds, checkout, commit, d), onSpawn: (pid) => slot.track((group = pid)) }).finally(() => group && slot.untrack(group));
+    outcome = await runCompute(ds, jobOfData(d, spec), { afterRun: (checkout, commit, outputs) => handIn(ds, checkout, commit, outputs, d), onSpawn: (pid) => slot.track((group = pid)) }).finally(() => group && slot.untrack(group));
   }
   await job.log(clip(outcome.log));
   if (outcome.ok) {
@@ -144,13 +146,26 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: B
  * Both are retried a few times: pushes of several workers (and people) into one repository can collide on
  * its ref locks, and a collision is no reason to compute the datum again.
  */
-async function handIn(ds: Dataset, checkout: string, commit: string, d: Pick<DatumJobData, 'origin' | 'key' | 'outputDir'>): Promise<void> {
+async function handIn(ds: Dataset, checkout: string, commit: string, outputs: readonly LsTreeEntry[], d: Pick<DatumJobData, 'origin' | 'key'>): Promise<void> {
   await withRetries(`hand the result in to ${d.origin}`, async () => {
     const r = await ds.repo.push('origin', [`+${commit}:${runRef(d.key)}`]);
     return { ok: r.status === 'ok', message: r.status === 'ok' ? '' : r.message };
   });
-  // Files kept in git travel with the commit; annexed ones are copied (only those whose content is here).
-  await withRetries(`copy the outputs' content to ${d.origin}`, () => new Annex(checkout).copyTo('origin', [d.outputDir]));
+  // Files kept in git travel with the commit; annexed ones are copied by key (the native executor leaves
+  // them out of the checkout's index, so paths would not do).
+  const keys = await annexKeysOf(checkout, outputs);
+  if (keys.length) await withRetries(`copy the outputs' content to ${d.origin}`, () => new Annex(checkout).copyKeysTo('origin', keys));
+}
+
+/** The annex keys of the outputs that are annex links, read from the checkout's symlinks. */
+async function annexKeysOf(checkout: string, outputs: readonly LsTreeEntry[]): Promise<string[]> {
+  const keys: string[] = [];
+  for (const e of outputs) {
+    if (e.mode !== MODE_SYMLINK) continue;
+    const key = annexKeyFromLinkTarget(await readlink(path.join(checkout, e.path)).catch(() => ''));
+    if (key) keys.push(key);
+  }
+  return [...new Set(keys)];
 }
 
 async function withRetries(what: string, attempt: () => Promise<{ ok: boolean; message: string }>): Promise<void> {

@@ -158,6 +158,28 @@ describe('the daemon with workers', () => {
     await daemon.stop();
   });
 
+  it('a worker killed with -9 in the middle of a native batch: its finished datums are kept, the one it ran runs again, nothing twice', async () => {
+    const ds = await dataset(8, { before: 'sleep 0.6' });
+    cleanups.push(stopEmbeddedRedis(ds));
+    const daemon = track(await startDaemon(ds.dir));
+    const victim = track(await startWorker(ds.dir, daemon.redisUrl, ['--batch-size', '8', '--batch-wait-ms', '500']));
+    // Three datums of the batch done (and handed in), the fourth running: kill.
+    await victim.waitFor(/(: done[\s\S]*){3}/, 60_000);
+    await victim.kill9();
+    const finishedByVictim = dones(victim);
+    expect(finishedByVictim.size).toBeGreaterThanOrEqual(3);
+    const survivor = track(await startWorker(ds.dir, daemon.redisUrl, ['--batch-size', '8']));
+    await waitIdle(daemon.url);
+    await expectComplete(ds, 8);
+    // Each datum finished exactly once over both workers: the survivor did not redo the victim's.
+    const all = dones(victim, survivor);
+    expect(all.size).toBe(8);
+    expect([...all.values()].every((n) => n === 1)).toBe(true);
+    for (const k of finishedByVictim.keys()) expect(dones(survivor).has(k)).toBe(false);
+    await daemon.stop();
+    await ds.fsck();
+  });
+
   it('Redis restarted mid-run: no job is lost', async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
