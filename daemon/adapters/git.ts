@@ -137,6 +137,11 @@ export class GitRepo {
     return this.gitDirPath;
   }
 
+  /** The common git dir (a worktree's main repository's; where the annex lives). */
+  async commonDir(): Promise<string> {
+    return path.resolve(this.dir, (await this.git(['rev-parse', '--git-common-dir'])).trim());
+  }
+
   /** The hooks directory (core.hooksPath respected). */
   async hooksDir(): Promise<string> {
     return path.resolve(this.dir, (await this.git(['rev-parse', '--git-path', 'hooks'])).trim());

@@ -3,6 +3,9 @@
  * module runs them and turns failures into ProcessError.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { execa } from 'execa';
 import { ProcessError } from '../core/errors.js';
 
@@ -219,5 +222,66 @@ export function startLineProcess(argv: readonly string[], opts: { cwd: string })
       const code = await exited;
       if (code !== 0) throw new ProcessError(argv, code ?? undefined, stderr);
     },
+  };
+}
+
+/** A private mount namespace, held open by a small process, in which commands run with some paths read-only. */
+export interface MountSandbox {
+  /** The argv that runs `argv` inside the namespace, from `cwd` (resolved inside it). */
+  wrap(argv: readonly string[], cwd: string): string[];
+  close(): void;
+}
+
+/**
+ * Starts a namespace in which `readOnly` paths (directories or files) are read-only and `writable` ones
+ * below them writable again, for a whole batch: one namespace and a handful of mounts, then one `nsenter`
+ * per command. The holder ends with this process (it checks, every second, that we are alive).
+ */
+export async function startMountSandbox(readOnly: readonly string[], writable: readonly string[]): Promise<MountSandbox> {
+  const script = [
+    'owner=$1; shift',
+    'while [ "$1" != -- ]; do mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" || exit 97; shift; done; shift',
+    'for p in "$@"; do mount --bind -- "$p" "$p" && mount -o remount,bind,rw -- "$p" || exit 97; done',
+    'echo ready',
+    'while kill -0 "$owner" 2>/dev/null; do sleep 1; done',
+  ].join('\n');
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'minipach-sandbox', String(process.pid), ...readOnly, '--', ...writable], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => void (stderr += b.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new ProcessError(['unshare', '--mount'], code ?? undefined, stderr || 'the sandbox ended before it was ready')));
+  });
+  const pid = child.pid!;
+  return {
+    wrap: (argv, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, `--wd=${cwd}`, '--', ...argv],
+    close: () => void child.kill('SIGKILL'),
+  };
+}
+
+let orphanWatch: { file: string; groups: Set<number> } | undefined;
+
+/**
+ * One watchdog for all of this process's command groups (a cheaper stand-in for watchOrphan, for batches):
+ * the groups are listed in a file, and a tiny shell kills every group listed there once this process is
+ * gone. Returns a function that takes the group off the list.
+ */
+export function watchGroup(group: number): () => void {
+  if (!orphanWatch) {
+    const file = path.join(os.tmpdir(), `minipach-groups-${process.pid}`);
+    writeFileSync(file, '');
+    const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 0.5; done; for g in $(cat '${file}'); do kill -KILL -$g 2>/dev/null; done; rm -f '${file}'`;
+    const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+    child.on('error', () => undefined);
+    child.unref();
+    orphanWatch = { file, groups: new Set() };
+  }
+  const w = orphanWatch;
+  w.groups.add(group);
+  writeFileSync(w.file, [...w.groups].join('\n') + '\n');
+  return () => {
+    w.groups.delete(group);
+    writeFileSync(w.file, [...w.groups].join('\n') + '\n');
   };
 }

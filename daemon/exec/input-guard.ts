@@ -38,7 +38,13 @@ const stampOf = async (file: string) => {
  * directories `dirs`. Content not here yet is got first (`getContent`, as `datalad run -i` would), so
  * that what the command reads is protected too.
  */
-export async function guardInputs(dir: string, paths: readonly string[], dirs: readonly string[], getContent: (paths: string[]) => Promise<{ ok: boolean; message: string }>): Promise<InputGuard> {
+export async function guardInputs(
+  dir: string,
+  paths: readonly string[],
+  dirs: readonly string[],
+  getContent: (paths: string[]) => Promise<{ ok: boolean; message: string }>,
+  { sandboxed = false } = {},
+): Promise<InputGuard> {
   const dangling: string[] = [];
   for (const p of paths) {
     const link = await lstat(path.join(dir, p)).catch(() => undefined);
@@ -64,7 +70,8 @@ export async function guardInputs(dir: string, paths: readonly string[], dirs: r
   }
   let readOnlyList: string | undefined;
   const listable = [...readOnly].filter((p) => !p.includes('\n'));
-  if (listable.length && (await canMountReadOnly())) {
+  // `sandboxed`: the caller's mount namespace already makes them read-only (a native batch's).
+  if (!sandboxed && listable.length && (await canMountReadOnly())) {
     readOnlyList = `${dir}.read-only`;
     await writeFile(readOnlyList, listable.join('\n') + '\n');
   }

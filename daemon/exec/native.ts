@@ -9,22 +9,23 @@
  * exit, chain), the annex keys and the tree; inputs are read-only to the command; the output directory
  * starts empty; a failing datum fails alone; each datum's result is handed on as it finishes.
  */
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Annex, AnnexAdder } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
 import type { LsTreeEntry, TreeChange } from '../adapters/git.js';
-import { readOnlyArgv, READ_ONLY_SETUP_FAILED, runUnchecked, watchOrphan } from '../adapters/process.js';
+import { canMountReadOnly, readOnlyArgv, runUnchecked, startMountSandbox, watchGroup, type MountSandbox } from '../adapters/process.js';
 import { expandDataladCommand } from '../core/command.js';
 import { annexKeyFromLinkTarget } from '../core/content-key.js';
 import { gitBlobOid } from '../core/hash.js';
+import { datumOutputs } from '../core/identity.js';
 import { formatDataladRunMessage, type DataladRunRecord } from '../core/record.js';
 import type { ResourceUsage } from '../core/result-index.js';
 import { MODE_SYMLINK } from '../core/tree.js';
 import { guardInputs } from './input-guard.js';
 import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome } from './outcome.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
-import { installSubdatasets, scratchCheckout, uninstallSubdatasets, type ScratchCheckout } from './scratch.js';
+import { installSubdatasets, scratchCheckout, subdatasetsNeeded, uninstallSubdatasets, type ScratchCheckout } from './scratch.js';
 
 /** An output file as the run commit holds it, with the bytes of its blob (written by the run commit). */
 interface OutputFile {
@@ -44,14 +45,17 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
   const started = Date.now();
   let checkout: ScratchCheckout | undefined;
   let adder: AnnexAdder | undefined;
+  let sandbox: MountSandbox | undefined;
   const done = new Set<ComputeJob>();
   try {
     const paths = jobs.flatMap((j) => [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code, j.outputDir]);
     checkout = await scratchCheckout(ds, baseCommit, [...new Set(paths)], jobs[0]!.key.slice(0, 12));
+    sandbox = await readOnlySandbox(ds, checkout.dir, jobs);
     adder = new AnnexAdder(checkout.dir);
     const dsid = (await checkout.repo.configIn('.datalad/config', 'datalad.dataset.id')) ?? undefined;
     for (const job of jobs) {
-      const outcome = await runOne(ds, checkout, adder, dsid, job, hooks).finally(() => uninstallSubdatasets(checkout!.dir, job.datum));
+      await hooks.onStart?.(job);
+      const outcome = await runOne(ds, checkout, adder, sandbox, dsid, job, hooks).finally(() => uninstallSubdatasets(checkout!.dir, job.datum));
       done.add(job);
       await settled(job, outcome);
     }
@@ -61,12 +65,35 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
     const resources = { wall: round((Date.now() - started) / 1000) };
     for (const job of jobs) if (!done.has(job)) await settled(job, { ok: false, reason, stderrTail: '', resources, log: reason });
   } finally {
+    sandbox?.close();
     await adder?.close().catch(() => undefined);
     await checkout?.remove();
   }
 }
 
-async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder, dsid: string | undefined, job: ComputeJob, hooks: ComputeHooks): Promise<ComputeOutcome> {
+/**
+ * The batch's mount namespace, where it may have one: the annex object store, and every input path and
+ * `code` path of the batch's datums, read-only. Its commands cannot write to any input, `code` file or
+ * annexed content, even as root; they may write anywhere else (scratch files at the root, as with `datalad
+ * run`). Everything else (git-annex adding outputs) runs outside. A datum whose inputs are in subdatasets
+ * (installed later, per datum) gets read-only mounts of its own instead (input-guard.ts).
+ */
+async function readOnlySandbox(ds: Dataset, dir: string, jobs: readonly ComputeJob[]): Promise<MountSandbox | undefined> {
+  if (!(await canMountReadOnly())) return undefined;
+  const objects = path.join(await ds.repo.commonDir(), 'annex', 'objects');
+  await mkdir(objects, { recursive: true });
+  const paths = new Set<string>();
+  for (const j of jobs) for (const p of [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code]) paths.add(p);
+  const readOnly: string[] = [objects];
+  for (const p of [...paths].sort()) {
+    const st = await lstat(path.join(dir, p)).catch(() => undefined);
+    // Annex links lead into the object store, read-only already; paths with a newline cannot be listed.
+    if (st && !st.isSymbolicLink() && !p.includes('\n')) readOnly.push(path.join(dir, p));
+  }
+  return startMountSandbox(readOnly, []);
+}
+
+async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder, sandbox: MountSandbox | undefined, dsid: string | undefined, job: ComputeJob, hooks: ComputeHooks): Promise<ComputeOutcome> {
   const started = Date.now();
   let usage: CommandUsage | undefined;
   let commandWall: number | undefined;
@@ -79,7 +106,9 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
   const request = dataladRunRequest(job);
   const annex = new Annex(checkout.dir);
   const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code];
-  const guard = await guardInputs(checkout.dir, inputFiles, request.inputs, (missing) => annex.get(missing));
+  // The batch's namespace protects inputs present when it began; a datum's subdatasets come later.
+  const shared = sandbox && !subdatasetsNeeded(job.datum).length ? sandbox : undefined;
+  const guard = await guardInputs(checkout.dir, inputFiles, request.inputs, (missing) => annex.get(missing), { sandboxed: shared !== undefined });
   try {
     if (guard.missing) {
       const reason = `could not get the inputs' content: ${guard.missing.split('\n')[0]}`;
@@ -91,12 +120,13 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     let stopWatchdog: (() => void) | undefined;
     const onSpawn = (pid: number) => {
       sampler = new CommandSampler(pid, true).start();
-      stopWatchdog = watchOrphan(pid);
+      stopWatchdog = watchGroup(pid);
       hooks.onSpawn?.(pid);
     };
     const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;
     const commandStart = Date.now();
-    const r = await runUnchecked(guard.readOnlyList ? readOnlyArgv(argv, guard.readOnlyList) : argv, { cwd: checkout.dir, detached: true, timeoutMs, onSpawn }).finally(() => {
+    const wrapped = shared ? shared.wrap(argv, checkout.dir) : guard.readOnlyList ? readOnlyArgv(argv, guard.readOnlyList) : argv;
+    const r = await runUnchecked(wrapped, { cwd: checkout.dir, detached: true, timeoutMs, onSpawn }).finally(() => {
       usage = sampler?.stop();
       stopWatchdog?.();
       commandWall = round((Date.now() - commandStart) / 1000);
@@ -106,12 +136,9 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     const damaged = await guard.changed();
     if (damaged.length) return { ok: false, reason: damagedInputs(damaged), stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${damagedInputs(damaged)}\n`, permanent: true };
     if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
-    if (r.exitCode === READ_ONLY_SETUP_FAILED && guard.readOnlyList && /minipach: cannot make/.test(r.stderr)) {
-      return { ok: false, reason: `could not make the inputs read-only: ${tail(r.stderr, 1)}`, stderrTail, resources: resources(), log };
-    }
     if (r.exitCode !== 0) return { ok: false, exit: r.exitCode, reason: commandFailure(r.exitCode ?? -1, r.stderr), stderrTail, resources: resources(), log };
 
-    const files = await addOutputs(checkout.dir, adder, job.outputDir);
+    const files = await addOutputs(checkout.dir, adder, job);
     const refused =
       escapingOutput(job, files.filter((f) => f.mode === MODE_SYMLINK && !f.key).map((f) => ({ path: f.path, target: f.content.toString('utf8') }))) ??
       (await contentlessOutput(ds, job, files.flatMap((f) => (f.mode === MODE_SYMLINK && !f.key && annexKeyFromLinkTarget(f.content.toString('utf8')) ? [{ path: f.path, key: annexKeyFromLinkTarget(f.content.toString('utf8'))! }] : []))));
@@ -139,9 +166,11 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
  * `git annex add` (annexed: its symlink; not: its bytes for git), symlinks the command made kept as they
  * are, executable bits kept. Paths in order, as git lists them.
  */
-async function addOutputs(root: string, adder: AnnexAdder, outputDir: string): Promise<OutputFile[]> {
+async function addOutputs(root: string, adder: AnnexAdder, job: ComputeJob): Promise<OutputFile[]> {
   const out: OutputFile[] = [];
-  for (const rel of await walk(root, outputDir)) {
+  // A root datum's directory is its pipeline's: spec.yml and the bookkeeping dir are never outputs.
+  const paths = datumOutputs((await walk(root, job.outputDir)).map((p) => ({ path: p })), job.spec.name, job.outputDir).map((e) => e.path);
+  for (const rel of paths) {
     const full = path.join(root, rel);
     const st = await lstat(full);
     if (st.isSymbolicLink()) {

@@ -64,6 +64,8 @@ export interface ComputeHooks {
    * commit and the outputs' content from here. Throwing fails the datum.
    */
   readonly afterRun?: (checkout: string, commit: string, outputs: readonly LsTreeEntry[], job: ComputeJob) => Promise<void>;
+  /** Called as a datum starts running (a worker counts the try). */
+  readonly onStart?: (job: ComputeJob) => Promise<void>;
   /** Called with the pid of the command's process group as it starts (a worker records it for clean-up). */
   readonly onSpawn?: (pid: number) => void;
 }

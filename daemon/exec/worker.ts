@@ -87,6 +87,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
 interface BatchItem {
   readonly data: DatumJobData;
   readonly spec: PipelineSpec;
+  /** Counts and logs the try, as the datum starts. */
+  readonly start: () => Promise<void>;
 }
 
 /**
@@ -106,7 +108,11 @@ function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs:
         first.baseCommit,
         items.map((i) => jobOfData(i.data, i.spec)),
         async (job, outcome) => settle(byKey.get(job.key)!, outcome),
-        { afterRun: (checkout, commit, outputs, job) => handIn(ds, checkout, commit, outputs, { origin: first.origin, key: job.key }), onSpawn: (pid) => slot.track(groups[groups.push(pid) - 1]!) },
+        {
+          onStart: (job) => byKey.get(job.key)!.start(),
+          afterRun: (checkout, commit, outputs, job) => handIn(ds, checkout, commit, outputs, { origin: first.origin, key: job.key }),
+          onSpawn: (pid) => slot.track(groups[groups.push(pid) - 1]!),
+        },
       );
     } finally {
       for (const g of groups) slot.untrack(g);
@@ -119,13 +125,14 @@ const jobOfData = (d: DatumJobData, spec: PipelineSpec): ComputeJob => ({ spec, 
 async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: Batcher<BatchItem, ComputeOutcome>, name: string, log: (m: string) => void): Promise<DatumJobResult> {
   const d = job.data;
   const label = datumLabel(d.pipeline, d.datumName);
-  log(`${label}: try ${job.attempt} (${d.key.slice(0, 12)})`);
+  const start = async () => log(`${label}: try ${await job.startTry()} (${d.key.slice(0, 12)})`);
   const spec = loadSpec(d.specFile, d.specSource);
   if (spec instanceof SpecError) throw new PermanentFailure(spec.message);
   let outcome: ComputeOutcome;
   if ((d.executor ?? 'native') === 'native') {
-    outcome = await batcher.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}`, { data: d, spec });
+    outcome = await batcher.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}`, { data: d, spec, start });
   } else {
+    await start();
     const ds = await clones.get(d.dataset, d.origin);
     await clones.ensureCommit(ds, d.baseCommit);
     let group: number | undefined;

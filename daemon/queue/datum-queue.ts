@@ -27,6 +27,8 @@ export interface DatumJobData {
   readonly specFile: string;
   readonly specSource: string;
   readonly datum: Datum;
+  /** Tries begun so far (a worker counts one when it starts running the datum, not when it takes the job). */
+  readonly tries?: number;
   /** How the worker runs the command. @defaultValue "native" */
   readonly executor?: 'native' | 'datalad';
   /** Written by the worker when a try fails: what `minipach jobs` and the failure record show. */
@@ -130,7 +132,11 @@ export class DatumQueue {
     const failed = (await this.queue.getJobs(['failed'], 0, -1)).filter(
       (j) => j && j.data.dataset === dataset && (!which.datum || (j.data.pipeline === which.datum.pipeline && j.data.datumName === which.datum.name)) && (!which.matches || which.matches(j.data.lastTry)),
     );
-    for (const j of failed) await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).catch(() => undefined);
+    for (const j of failed) {
+      // Its tries start over, as BullMQ's attempts do.
+      await j.updateData({ ...j.data, tries: 0 }).catch(() => undefined);
+      await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).catch(() => undefined);
+    }
     return failed.map((j) => j.data);
   }
 
@@ -150,7 +156,7 @@ export class DatumQueue {
         dataset: j.data.dataset,
         datum: datumLabel(j.data.pipeline, j.data.datumName),
         key: j.data.key,
-        attempts: Math.max(j.attemptsStarted, j.attemptsMade),
+        attempts: j.data.tries ?? j.attemptsMade,
         reason: j.failedReason || undefined,
         finishedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
       })),

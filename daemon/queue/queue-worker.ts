@@ -15,8 +15,8 @@ export class PermanentFailure extends Error {
 /** One try of a datum job, as the processor sees it. */
 export interface WorkerJob {
   readonly data: DatumJobData;
-  /** Which try this is, from 1. */
-  readonly attempt: number;
+  /** Counts a try as begun (the datum starts running now) and returns its number, from 1. */
+  startTry(): Promise<number>;
   /** Adds text to the job's log (what bull-board shows). */
   log(text: string): Promise<void>;
   /** Records a failed try on the job (what `minipach jobs` and the failure record show). */
@@ -52,8 +52,13 @@ export async function startQueueWorker(opts: QueueWorkerOptions, processor: (job
       try {
         return await processor({
           data: job.data,
-          // attemptsStarted counts tries a killed worker never finished too (attemptsMade does not).
-          attempt: Math.max(job.attemptsStarted, job.attemptsMade + 1),
+          // Counted when the datum starts, not when a worker takes the job: a worker batching jobs may be
+          // killed holding some it never started (BullMQ's attemptsStarted would count those too).
+          startTry: async () => {
+            const n = Math.max(job.data.tries ?? 0, job.attemptsMade) + 1;
+            await job.updateData({ ...job.data, tries: n }).catch(() => undefined);
+            return n;
+          },
           log: async (text) => void (await job.log(text).catch(() => undefined)),
           recordFailedTry: (lastTry) => job.updateData({ ...job.data, lastTry }),
         });

@@ -95,7 +95,9 @@ describe('the daemon with workers', () => {
     expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${daemon.url}/queues/`)).status).toBe(200);
     const log = await ds.minipach('logs', 'count/s007');
-    expect(log.stdout).toContain('datalad -f json run');
+    // The native executor's log: the command as it ran (datalad's placeholders filled), then its output.
+    expect(log.stdout).toMatch(/^\$ rm -rf -- count\/s007 && mkdir -p -- count\/s007 && env .*MINIPACH_DATUM=s007/);
+    expect(log.stdout).toContain('--- stderr ---');
 
     // SIGTERM: workers finish what they hold and exit; so does the daemon, removing its registration.
     expect(await w1.stop()).toBe(0);
