@@ -255,7 +255,9 @@ export async function startMountSandbox(readOnly: readonly string[], writable: r
   });
   const pid = child.pid!;
   return {
-    wrap: (argv, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, `--wd=${cwd}`, '--', ...argv],
+    // Entering the namespace puts us at its root; `cd` then resolves the directory through its mounts
+    // (nsenter's --wd would keep a directory of the old namespace, whose mounts are writable).
+    wrap: (argv, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, '--', '/bin/sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'minipach-cd', cwd, ...argv],
     close: () => void child.kill('SIGKILL'),
   };
 }
