@@ -88,17 +88,22 @@ export function plainFiles(root: string, n: number, name = `snake-plan-${n}`): s
 }
 
 /** A real DataLad dataset with `n` small annexed files (and the count pipeline), saved with datalad. */
-export async function runDataset(root: string, name: string, n: number, duplicates: boolean): Promise<string> {
+export async function runDataset(root: string, name: string, n: number, duplicates: boolean, { withSpec = true } = {}): Promise<string> {
   const dir = path.join(root, name);
   await execa('datalad', ['create', dir], { env: ENV });
   for (let i = 0; i < n; i++) {
     mkdirSync(path.join(dir, 'raw', subject(i)), { recursive: true });
     writeFileSync(path.join(dir, 'raw', subject(i), 'data.txt'), content(i, duplicates));
   }
-  mkdirSync(path.join(dir, 'count'), { recursive: true });
-  writeFileSync(path.join(dir, 'count', 'spec.yml'), COUNT_SPEC);
+  if (withSpec) addCountSpec(dir);
   await execa('datalad', ['save', '-m', 'bench data'], { cwd: dir, env: ENV });
   return dir;
+}
+
+/** Writes the count pipeline's spec.yml (commit it yourself). */
+export function addCountSpec(dir: string): void {
+  mkdirSync(path.join(dir, 'count'), { recursive: true });
+  writeFileSync(path.join(dir, 'count', 'spec.yml'), COUNT_SPEC);
 }
 
 export function subjects(n: number): string[] {

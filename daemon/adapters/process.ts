@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { shellQuote } from '../core/command.js';
 import { ProcessError } from '../core/errors.js';
 
 export interface RunOptions {
@@ -229,6 +230,8 @@ export function startLineProcess(argv: readonly string[], opts: { cwd: string })
 export interface MountSandbox {
   /** The argv that runs `argv` inside the namespace, from `cwd` (resolved inside it). */
   wrap(argv: readonly string[], cwd: string): string[];
+  /** The argv that runs a shell script inside the namespace, from `cwd`: one shell, no exec in between. */
+  wrapScript(script: string, cwd: string): string[];
   close(): void;
 }
 
@@ -258,6 +261,7 @@ export async function startMountSandbox(readOnly: readonly string[], writable: r
     // Entering the namespace puts us at its root; `cd` then resolves the directory through its mounts
     // (nsenter's --wd would keep a directory of the old namespace, whose mounts are writable).
     wrap: (argv, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, '--', '/bin/sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'minipach-cd', cwd, ...argv],
+    wrapScript: (script, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, '--', '/bin/sh', '-c', `cd -- ${shellQuote(cwd)} || exit ${READ_ONLY_SETUP_FAILED}\n${script}`],
     close: () => void child.kill('SIGKILL'),
   };
 }

@@ -13,7 +13,7 @@ import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Annex, AnnexAdder } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
-import type { LsTreeEntry, TreeChange } from '../adapters/git.js';
+import type { TreeChange } from '../adapters/git.js';
 import { canMountReadOnly, readOnlyArgv, runUnchecked, startMountSandbox, watchGroup, type MountSandbox } from '../adapters/process.js';
 import { expandDataladCommand } from '../core/command.js';
 import { annexKeyFromLinkTarget } from '../core/content-key.js';
@@ -23,7 +23,7 @@ import { formatDataladRunMessage, type DataladRunRecord } from '../core/record.j
 import type { ResourceUsage } from '../core/result-index.js';
 import { MODE_SYMLINK } from '../core/tree.js';
 import { guardInputs } from './input-guard.js';
-import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome } from './outcome.js';
+import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome, type OutputEntry } from './outcome.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
 import { installSubdatasets, scratchCheckout, subdatasetsNeeded, uninstallSubdatasets, type ScratchCheckout } from './scratch.js';
 
@@ -125,7 +125,7 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     };
     const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;
     const commandStart = Date.now();
-    const wrapped = shared ? shared.wrap(argv, checkout.dir) : guard.readOnlyList ? readOnlyArgv(argv, guard.readOnlyList) : argv;
+    const wrapped = shared ? shared.wrapScript(expanded, checkout.dir) : guard.readOnlyList ? readOnlyArgv(argv, guard.readOnlyList) : argv;
     const r = await runUnchecked(wrapped, { cwd: checkout.dir, detached: true, timeoutMs, onSpawn }).finally(() => {
       usage = sampler?.stop();
       stopWatchdog?.();
@@ -144,18 +144,22 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
       (await contentlessOutput(ds, job, files.flatMap((f) => (f.mode === MODE_SYMLINK && !f.key && annexKeyFromLinkTarget(f.content.toString('utf8')) ? [{ path: f.path, key: annexKeyFromLinkTarget(f.content.toString('utf8'))! }] : []))));
     if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
     const record: DataladRunRecord = { cmd: request.command, chain: [], ...(dsid ? { dsid } : {}), exit: 0, extra_inputs: [], inputs: [...request.inputs], outputs: [...request.outputs], pwd: '.' };
-    const changes: TreeChange[] = [{ path: job.outputDir, remove: true }, ...files.map((f) => ({ path: f.path, mode: f.mode, content: f.content }))];
-    // The run commit carries the blobs into the object store (and to the origin, from a worker).
-    const [commit] = await checkout.repo.writeCommits(job.baseCommit, [{ changes, message: formatDataladRunMessage(jobLabel(job), record) }]);
-    const outputs: LsTreeEntry[] = files.map((f) => ({ mode: f.mode, type: 'blob', oid: gitBlobOid(f.content), size: f.content.length, path: f.path }));
-    try {
-      await hooks.afterRun?.(checkout.dir, commit!, outputs, job);
-    } catch (e) {
-      // Handing the result in failed (the origin away): this datum fails, and is tried again.
-      const reason = (e as Error).message;
-      return { ok: false, reason, stderrTail: '', resources: resources(), log: `${log}\n--- minipach ---\n${reason}\n` };
+    const outputs: OutputEntry[] = files.map((f) => ({ mode: f.mode, type: 'blob', oid: gitBlobOid(f.content), size: f.content.length, path: f.path, content: f.content }));
+    // In this process the committer writes the blobs with its commits; a worker writes a run commit that
+    // carries them to the origin.
+    let commit = job.baseCommit;
+    if (hooks.afterRun) {
+      const changes: TreeChange[] = [{ path: job.outputDir, remove: true }, ...files.map((f) => ({ path: f.path, mode: f.mode, content: f.content }))];
+      [commit] = (await checkout.repo.writeCommits(job.baseCommit, [{ changes, message: formatDataladRunMessage(jobLabel(job), record) }])) as [string];
+      try {
+        await hooks.afterRun(checkout.dir, commit, outputs, job);
+      } catch (e) {
+        // Handing the result in failed (the origin away): this datum fails, and is tried again.
+        const reason = (e as Error).message;
+        return { ok: false, reason, stderrTail: '', resources: resources(), log: `${log}\n--- minipach ---\n${reason}\n` };
+      }
     }
-    return { ok: true, commit: commit!, outputs, record, resources: resources(), log };
+    return { ok: true, commit, outputs, record, resources: resources(), log };
   } finally {
     await guard.dispose();
   }

@@ -24,13 +24,22 @@ export interface ComputeJob {
   readonly baseCommit: string;
 }
 
+/**
+ * An output file as a result holds it: its tree entry, and, where no run commit has written the blob yet
+ * (the native executor in this process), the blob's bytes, which the committer writes with its commit.
+ */
+export type OutputEntry = LsTreeEntry & { readonly content?: Buffer };
+
 export type ComputeOutcome =
   | {
       readonly ok: true;
-      /** The run commit (or the base commit, when datalad made none because the outputs came out unchanged). */
+      /**
+       * The run commit; or the base commit, when there is none (datalad made none because the outputs came
+       * out unchanged; the native executor in this process writes none, its outputs carry their bytes).
+       */
       readonly commit: string;
-      /** The datum's output files as committed by the run (read once here, handed to the committer). */
-      readonly outputs: readonly LsTreeEntry[];
+      /** The datum's output files (read once here, handed to the committer). */
+      readonly outputs: readonly OutputEntry[];
       readonly record: DataladRunRecord;
       readonly resources: ResourceUsage;
       readonly log: string;

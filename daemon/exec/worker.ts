@@ -141,7 +141,9 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: B
   await job.log(clip(outcome.log));
   if (outcome.ok) {
     log(`${label}: done`);
-    return { commit: outcome.commit, outputs: outcome.outputs, record: outcome.record, resources: outcome.resources, log: clip(outcome.log), worker: name };
+    // The run commit carries the blobs: the bytes stay out of Redis.
+    const outputs = outcome.outputs.map(({ content: _bytes, ...entry }) => entry);
+    return { commit: outcome.commit, outputs, record: outcome.record, resources: outcome.resources, log: clip(outcome.log), worker: name };
   }
   log(`${label}: ${outcome.reason}`);
   await job.recordFailedTry({ reason: outcome.reason, exit: outcome.exit, stderrTail: outcome.stderrTail, timedOut: outcome.timedOut, log: clip(outcome.log) });

@@ -5,7 +5,8 @@
  * A working tree that has the branch checked out then follows, as a fast-forward would.
  */
 import { BranchMovedError } from '../core/errors.js';
-import type { CommitSpec, LsTreeEntry, TreeChange } from '../adapters/git.js';
+import type { CommitSpec, TreeChange } from '../adapters/git.js';
+import type { OutputEntry } from '../exec/outcome.js';
 import { publishBranch } from './branch.js';
 import { faultPoint } from '../adapters/fault.js';
 import { datumLabel } from '../core/datum-label.js';
@@ -24,8 +25,8 @@ export interface ComputedResult {
   readonly transform: TransformIdentity;
   /** The run commit the outputs come from (in this repository: handed in by a worker, or made here). */
   readonly commit: string;
-  /** The datum's output files from the run commit (or from its base, when the outputs came out unchanged). */
-  readonly outputs: readonly LsTreeEntry[];
+  /** The datum's output files, from the run commit or (with their bytes) from the native executor. */
+  readonly outputs: readonly OutputEntry[];
   readonly record: DataladRunRecord;
   readonly resources: ResourceUsage;
 }
@@ -77,7 +78,7 @@ export class Committer {
 
     const fields = computed.map((c) => runFields(c));
     const specs: CommitSpec[] = computed.map((c, i) => ({
-      changes: [...clear(c.plan), ...c.outputs.map((e) => ({ path: e.path, mode: e.mode, oid: e.oid })), marker(c.plan)],
+      changes: [...clear(c.plan), ...c.outputs.map((e): TreeChange => (e.content ? { path: e.path, mode: e.mode, content: e.content } : { path: e.path, mode: e.mode, oid: e.oid })), marker(c.plan)],
       message: formatRunMessage(c.record, fields[i]!),
     }));
     if (links.length || removals.length) {
