@@ -27,6 +27,12 @@ function outcomeOf(job: Job<DatumJobData, DatumJobResult>, state: JobState | 'un
   return undefined;
 }
 
+/** BullMQ's reason for a job that stalled more often than its limit. */
+const STALLED = /stalled more than allowable limit/;
+
+/** How many times one schedule starts a stalled-out job over before it counts as failed. */
+const MAX_STALL_RESTARTS = 3;
+
 /** How often every pending job is looked at, besides the events that wake the wait early. */
 const SWEEP_MS = 2000;
 
@@ -62,6 +68,7 @@ export class QueueRunner implements ComputeRunner {
     this.onEnqueued?.();
     if (!pending.size) return;
 
+    const restarts = new Map<string, number>();
     let wake: (() => void) | undefined;
     const woken = new Set<string>();
     const onEvent = ({ jobId: id }: { jobId: string }) => {
@@ -91,6 +98,15 @@ export class QueueRunner implements ComputeRunner {
           if (outcome.ok && !(await this.hasCommit(outcome.commit))) {
             // A result whose run commit is gone (its ref was dropped after an earlier integration that
             // crashed before forgetting the job) cannot be integrated: compute it again.
+            await job.remove().catch(() => undefined);
+            await this.q.enqueue(dataOf(r), r.spec.datumTries);
+            continue;
+          }
+          if (!outcome.ok && STALLED.test(job.failedReason ?? '') && (restarts.get(id) ?? 0) < MAX_STALL_RESTARTS) {
+            // Stalled past BullMQ's limit: its workers died, or lost Redis, while holding it (a worker holds
+            // a batch's worth of jobs). Not the datum's fault, so it starts over, a few times at most: a datum
+            // that keeps killing its workers still ends as failed.
+            restarts.set(id, (restarts.get(id) ?? 0) + 1);
             await job.remove().catch(() => undefined);
             await this.q.enqueue(dataOf(r), r.spec.datumTries);
             continue;

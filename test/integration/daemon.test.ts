@@ -193,6 +193,8 @@ describe('the daemon with workers', () => {
     await new Promise((r) => setTimeout(r, 1500));
     await redis.start();
     await waitIdle(daemon.url, 180_000);
+    const st = await status(daemon.url);
+    expect(st.jobs['failed'] ?? 0, JSON.stringify(await ds.minipach('jobs', '--json'))).toBe(0);
     await expectComplete(ds, 8);
     await daemon.stop();
     await ds.fsck();

@@ -6,7 +6,7 @@ describe('daemon configuration', () => {
 
   it('fills defaults and resolves dataset paths against the file', () => {
     const c = parseConfig(file, { datasets: [{ path: 'data/study', branches: ['main'], remote: 'origin' }] }, {});
-    expect(c.datasets).toEqual([{ name: 'study', path: '/etc/minipach/data/study', branches: ['main'], remote: 'origin', repository: undefined, minio: [] }]);
+    expect(c.datasets).toEqual([{ name: 'study', path: '/etc/minipach/data/study', branches: ['main'], remote: 'origin', repository: undefined, executor: 'native', minio: [] }]);
     expect(c).toMatchObject({ queuePrefix: 'minipach', http: { host: '127.0.0.1', port: 8177 }, workers: 1, concurrency: 1, redisUrl: undefined });
   });
 
@@ -22,7 +22,7 @@ describe('daemon configuration', () => {
 
   it('names the key of an invalid value', () => {
     const bad = [
-      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote, repository, minio\)/],
+      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote, repository, executor, minio\)/],
       [{ datasets: [] }, /datasets: must NOT have fewer than 1 items/],
       [{ datasets: [{ path: '/d' }], http: { port: 'eighty' } }, /http\.port: must be integer/],
       [{}, /must have required property 'datasets'/],
