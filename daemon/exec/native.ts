@@ -55,7 +55,13 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
     const dsid = (await checkout.repo.configIn('.datalad/config', 'datalad.dataset.id')) ?? undefined;
     for (const job of jobs) {
       await hooks.onStart?.(job);
-      const outcome = await runOne(ds, checkout, adder, sandbox, dsid, job, hooks).finally(() => uninstallSubdatasets(checkout!.dir, job.datum));
+      const outcome = await runOne(ds, checkout, adder, sandbox, dsid, job, hooks)
+        .catch((e: Error): ComputeOutcome => {
+          // This datum's own trouble (git-annex refusing an output, say) fails it alone; the batch goes on.
+          const reason = `could not run: ${e.message}`;
+          return { ok: false, reason, stderrTail: '', resources: { wall: round((Date.now() - started) / 1000) }, log: reason };
+        })
+        .finally(() => uninstallSubdatasets(checkout!.dir, job.datum));
       done.add(job);
       await settled(job, outcome);
     }
