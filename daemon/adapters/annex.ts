@@ -56,11 +56,6 @@ export class Annex {
     return { ok: false, message: failed.length ? failed.join('\n') : outcome(r).message };
   }
 
-  /** Copies the content of paths to a remote. */
-  async copyTo(remote: string, paths: readonly string[]): Promise<AnnexOutcome> {
-    return outcome(await this.annex(['copy', '-q', '--to', remote, '--', ...paths]));
-  }
-
   /** Copies the content of keys to a remote. */
   async copyKeysTo(remote: string, keys: readonly string[]): Promise<AnnexOutcome> {
     return outcome(await this.annex(['copy', '-q', '--to', remote, ...keys.flatMap((k) => ['--key', k])]));

@@ -126,34 +126,14 @@ export function getconf(name: string, fallback: number): number {
   }
 }
 
-/**
- * A watchdog for a detached process group: a tiny shell of its own that, should `owner` die (a worker or
- * CLI killed with -9, which cannot clean up), kills the whole group within about half a second. It ends by
- * itself when the group ends. Returns a function that stops it early.
- */
-export function watchOrphan(group: number, owner = process.pid): () => void {
-  const script = `while kill -0 -${group} 2>/dev/null; do if ! kill -0 ${owner} 2>/dev/null; then kill -KILL -${group} 2>/dev/null; exit 0; fi; sleep 0.5; done`;
-  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
-  child.on('error', () => undefined);
-  child.unref();
-  return () => {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  };
-}
+/** The exit code of the read-only wrappers when they could not protect a path (never the command's own). */
+export const READ_ONLY_SETUP_FAILED = 97;
 
 /**
  * The shell that makes paths read-only inside a private mount namespace, then runs the real command. The
  * paths come one per line in the file named by its first argument.
  */
-const READ_ONLY_SCRIPT =
-  'list=$1; shift; while IFS= read -r p; do mount --bind -o ro -- "$p" "$p" || { echo "minipach: cannot make $p read-only" >&2; exit 97; }; done < "$list"; exec "$@"';
-
-/** The exit code of the read-only wrapper when it could not protect a path (never the command's own). */
-export const READ_ONLY_SETUP_FAILED = 97;
+const READ_ONLY_SCRIPT = `list=$1; shift; while IFS= read -r p; do mount --bind -o ro -- "$p" "$p" || { echo "minipach: cannot make $p read-only" >&2; exit ${READ_ONLY_SETUP_FAILED}; }; done < "$list"; exec "$@"`;
 
 let mountSandbox: Promise<boolean> | undefined;
 
@@ -228,27 +208,24 @@ export function startLineProcess(argv: readonly string[], opts: { cwd: string })
 
 /** A private mount namespace, held open by a small process, in which commands run with some paths read-only. */
 export interface MountSandbox {
-  /** The argv that runs `argv` inside the namespace, from `cwd` (resolved inside it). */
-  wrap(argv: readonly string[], cwd: string): string[];
   /** The argv that runs a shell script inside the namespace, from `cwd`: one shell, no exec in between. */
   wrapScript(script: string, cwd: string): string[];
   close(): void;
 }
 
 /**
- * Starts a namespace in which `readOnly` paths (directories or files) are read-only and `writable` ones
- * below them writable again, for a whole batch: one namespace and a handful of mounts, then one `nsenter`
- * per command. The holder ends with this process (it checks, every second, that we are alive).
+ * Starts a namespace in which `readOnly` paths (directories or files) are read-only, for a whole batch: one
+ * namespace and its mounts, then one `nsenter` per command. The holder ends with this process (it checks,
+ * every second, that we are alive).
  */
-export async function startMountSandbox(readOnly: readonly string[], writable: readonly string[]): Promise<MountSandbox> {
+export async function startMountSandbox(readOnly: readonly string[]): Promise<MountSandbox> {
   const script = [
     'owner=$1; shift',
-    'while [ "$1" != -- ]; do mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" || exit 97; shift; done; shift',
-    'for p in "$@"; do mount --bind -- "$p" "$p" && mount -o remount,bind,rw -- "$p" || exit 97; done',
+    `for p in "$@"; do mount --bind -- "$p" "$p" && mount -o remount,bind,ro -- "$p" || exit ${READ_ONLY_SETUP_FAILED}; done`,
     'echo ready',
     'while kill -0 "$owner" 2>/dev/null; do sleep 1; done',
   ].join('\n');
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'minipach-sandbox', String(process.pid), ...readOnly, '--', ...writable], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'minipach-sandbox', String(process.pid), ...readOnly], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => void (stderr += b.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -260,7 +237,6 @@ export async function startMountSandbox(readOnly: readonly string[], writable: r
   return {
     // Entering the namespace puts us at its root; `cd` then resolves the directory through its mounts
     // (nsenter's --wd would keep a directory of the old namespace, whose mounts are writable).
-    wrap: (argv, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, '--', '/bin/sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'minipach-cd', cwd, ...argv],
     wrapScript: (script, cwd) => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, '--', '/bin/sh', '-c', `cd -- ${shellQuote(cwd)} || exit ${READ_ONLY_SETUP_FAILED}\n${script}`],
     close: () => void child.kill('SIGKILL'),
   };
@@ -269,9 +245,10 @@ export async function startMountSandbox(readOnly: readonly string[], writable: r
 let orphanWatch: { file: string; groups: Set<number> } | undefined;
 
 /**
- * One watchdog for all of this process's command groups (a cheaper stand-in for watchOrphan, for batches):
- * the groups are listed in a file, and a tiny shell kills every group listed there once this process is
- * gone. Returns a function that takes the group off the list.
+ * A watchdog for the detached process groups of this process's commands: should this process die (a worker
+ * or CLI killed with -9, which cannot clean up), every group listed is killed within about half a second.
+ * One tiny shell for the whole process, reading the list from a file. Returns a function that takes the
+ * group off the list.
  */
 export function watchGroup(group: number): () => void {
   if (!orphanWatch) {

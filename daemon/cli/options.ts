@@ -9,6 +9,7 @@ import { UsageError } from '../core/errors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { findDaemon } from '../server/registration.js';
 import { DaemonClient } from './daemon-client.js';
+import { EXECUTORS } from '../exec/executors.js';
 
 export function parsePositive(v: string, flag: string): number {
   const n = Number(v);
@@ -29,7 +30,7 @@ export function parseAmount(v: string, what: string): number {
 }
 
 export const executorOption = () =>
-  new Option('--executor <name>', 'how a datum\'s command runs: native (default; a datalad run record without datalad run) or datalad (datalad run itself)').choices(['native', 'datalad']);
+  new Option('--executor <name>', 'how a datum\'s command runs: native (default; a datalad run record without datalad run) or datalad (datalad run itself)').choices(EXECUTORS);
 
 export const batchSizeOption = () => new Option('--batch-size <n>', 'the most datums one batch (one scratch checkout) holds').argParser((v) => parsePositive(v, '--batch-size'));
 

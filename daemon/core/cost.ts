@@ -67,11 +67,11 @@ export function forecastPlan(plan: Plan, index: ResultIndex, cpuHourCost?: numbe
   const pipelines: PipelineForecast[] = [];
   const leftOut: string[] = [];
   for (const p of plan.pipelines) {
-    const failedUpstream = p.datums.filter((d) => d.action === 'blocked' && / failed/.test(d.reason) && d.reason.startsWith('upstream '));
+    const failedUpstream = p.datums.filter((d) => d.action === 'blocked' && d.waitsOn?.failed);
     if (failedUpstream.length) leftOut.push(`${p.name}: ${failedUpstream.length} datum${failedUpstream.length === 1 ? '' : 's'} blocked behind a failure (${failedUpstream[0]!.reason})`);
-    for (const n of p.notes) if (n.startsWith('more datums may appear')) leftOut.push(`${p.name}: ${n.split(';')[0]}, and cannot be counted yet`);
+    for (const u of p.unforeseen ?? []) leftOut.push(`${p.name}: more datums may appear once upstream ${u} is settled, and cannot be counted yet`);
     const compute = p.datums.filter((d) => d.action === 'compute').length;
-    const waiting = p.datums.filter((d) => d.action === 'blocked' && d.reason.startsWith('waiting for upstream')).length;
+    const waiting = p.datums.filter((d) => d.action === 'blocked' && d.waitsOn && !d.waitsOn.failed).length;
     if (!compute && !waiting) continue;
     const { basis, records } = history(index, p.name, p.transform?.key);
     const medianWall = median(records.map((r) => r.resources!.wall));

@@ -17,4 +17,6 @@ export interface DatumPlan {
   readonly datum?: Datum;
   /** For `link`: the result to reuse, or the datum computing the same key in this plan. */
   readonly source?: ResultRecord | { readonly pending: DatumPlan };
+  /** For `blocked`: the upstream datum at the root of the wait (its label), and whether it failed. */
+  readonly waitsOn?: { readonly datum: string; readonly failed: boolean };
 }

@@ -21,7 +21,7 @@ import {
 import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
 import type { DatumPlan } from './datum-plan.js';
-import { awaitedDatums, blockedReason, reads, type Unsettled } from './upstream.js';
+import { awaitedDatums, blockedBehind, reads, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
 
@@ -36,6 +36,8 @@ export interface PipelinePlan {
   /** Why the pipeline is invalid or disabled. */
   readonly error?: SpecError;
   readonly notes: readonly string[];
+  /** Upstream datums (labels) whose results may add datums here that cannot be named yet (see core/upstream.ts). */
+  readonly unforeseen?: readonly string[];
   readonly upstream: readonly string[];
   readonly spec?: PipelineSpec;
   readonly transform?: TransformIdentity;
@@ -153,7 +155,7 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     const base = { pipeline: spec.name, name: datum.name, key, outputDir: outputDir(spec.name, datum.name), marker: markerPath(spec.name, datum.name), datum };
     const waitingOn = unsettled.find((u) => reads(datum, u.dir));
     if (waitingOn) {
-      plans.push({ ...base, action: 'blocked', reason: blockedReason(waitingOn.cause, index.failures) });
+      plans.push({ ...base, ...blockedBehind(waitingOn.cause, index.failures) });
       mine.push({ dir: base.outputDir, cause: waitingOn.cause });
       continue;
     }
@@ -199,9 +201,10 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     plans.push(plan);
     mine.push({ dir: plan.outputDir, cause: plan });
   }
-  awaitedDatums(spec, datums, unsettled, index.failures, plans, mine, notes);
-  ctx.unsettled.set(spec.name, mine);
-  return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: plans };
+  const awaited = awaitedDatums(spec, datums, new Set(plans.map((p) => p.name)), unsettled, index.failures);
+  for (const u of awaited.unforeseen) notes.push(`more datums may appear once upstream ${u} is settled; what reads ${spec.name} waits until then`);
+  ctx.unsettled.set(spec.name, [...mine, ...awaited.unsettled]);
+  return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: [...plans, ...awaited.plans], unforeseen: awaited.unforeseen };
 }
 
 function describe(d: Datum): string {

@@ -26,11 +26,23 @@ export interface Unsettled {
 /** Whether a datum reads anything at or below `dir` (or all of it, from above). */
 export const reads = (datum: Datum, dir: string) => datum.inputs.some((i) => isAtOrBelow(dir, i.path) || isAtOrBelow(i.path, dir));
 
-export function blockedReason(cause: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): string {
+/** A datum blocked behind `cause`: the action, the reason that names the cause, and the cause itself. */
+export function blockedBehind(cause: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): Pick<DatumPlan, 'action' | 'reason' | 'waitsOn'> {
   const failure = failures.get(cause.key);
-  const who = datumLabel(cause.pipeline, cause.name);
-  if (failure && cause.action === 'compute') return `upstream ${who} failed${failure.exit !== undefined ? ` (exit ${failure.exit})` : ''}`;
-  return `waiting for upstream ${who} (${cause.action})`;
+  const datum = datumLabel(cause.pipeline, cause.name);
+  const failed = failure !== undefined && cause.action === 'compute';
+  const reason = failed ? `upstream ${datum} failed${failure.exit !== undefined ? ` (exit ${failure.exit})` : ''}` : `waiting for upstream ${datum} (${cause.action})`;
+  return { action: 'blocked', reason, waitsOn: { datum, failed } };
+}
+
+/** What a pipeline waits for that no datum of it reads yet (awaitedDatums). */
+export interface Awaited {
+  /** The datums that will appear, listed as blocked. */
+  readonly plans: DatumPlan[];
+  /** The parts of the pipeline's outputs they (or unforeseeable ones) will change. */
+  readonly unsettled: Unsettled[];
+  /** Upstream datums (labels) whose results may add datums here that cannot be named in advance. */
+  readonly unforeseen: string[];
 }
 
 /**
@@ -39,31 +51,25 @@ export function blockedReason(cause: DatumPlan, failures: ReadonlyMap<string, Fa
  * computed over partial data. For a single pfs input the glob says which datum that will be, and it is
  * listed as blocked; otherwise the whole pipeline's outputs count as unsettled, and a note says so.
  */
-export function awaitedDatums(
-  spec: PipelineSpec,
-  datums: readonly Datum[],
-  unsettled: readonly Unsettled[],
-  failures: ReadonlyMap<string, FailureRecord>,
-  plans: DatumPlan[],
-  mine: Unsettled[],
-  notes: string[],
-): void {
-  const named = new Set(plans.map((p) => p.name));
-  for (const u of unsettled) {
+export function awaitedDatums(spec: PipelineSpec, datums: readonly Datum[], named: ReadonlySet<string>, upstream: readonly Unsettled[], failures: ReadonlyMap<string, FailureRecord>): Awaited {
+  const out: Awaited = { plans: [], unsettled: [], unforeseen: [] };
+  const listed = new Set(named);
+  for (const u of upstream) {
     if (datums.some((d) => reads(d, u.dir))) continue;
     const name = awaitedDatumName(spec.input, u.dir);
     if (name === null) continue;
     if (name === undefined) {
-      mine.push({ dir: spec.name, cause: u.cause });
-      notes.push(`more datums may appear once upstream ${datumLabel(u.cause.pipeline, u.cause.name)} is settled; what reads ${spec.name} waits until then`);
+      out.unsettled.push({ dir: spec.name, cause: u.cause });
+      out.unforeseen.push(datumLabel(u.cause.pipeline, u.cause.name));
       continue;
     }
     const dir = outputDir(spec.name, name);
-    mine.push({ dir, cause: u.cause });
-    if (named.has(name)) continue;
-    named.add(name);
-    plans.push({ pipeline: spec.name, name, key: '', action: 'blocked', reason: blockedReason(u.cause, failures), outputDir: dir, marker: markerPath(spec.name, name) });
+    out.unsettled.push({ dir, cause: u.cause });
+    if (listed.has(name)) continue;
+    listed.add(name);
+    out.plans.push({ pipeline: spec.name, name, key: '', ...blockedBehind(u.cause, failures), outputDir: dir, marker: markerPath(spec.name, name) });
   }
+  return out;
 }
 
 /** A character no path holds: stands for "some file" below a directory that does not exist yet. */

@@ -5,7 +5,7 @@
  */
 import type { LsTreeEntry } from '../adapters/git.js';
 import { dataladErrors, dataladRun } from '../adapters/datalad.js';
-import { READ_ONLY_SETUP_FAILED, watchOrphan } from '../adapters/process.js';
+import { READ_ONLY_SETUP_FAILED, watchGroup } from '../adapters/process.js';
 import { guardInputs, type InputGuard } from './input-guard.js';
 import { datumOutputs } from '../core/identity.js';
 import type { ResourceUsage } from '../core/result-index.js';
@@ -40,7 +40,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     const onSpawn = (pid: number) => {
       sampler = new CommandSampler(pid).start();
       // Should this process be killed outright, the command's process group goes with it.
-      stopWatchdog = watchOrphan(pid);
+      stopWatchdog = watchGroup(pid);
       hooks.onSpawn?.(pid);
     };
     const timeoutMs = job.spec.datumTimeout ? job.spec.datumTimeout * 1000 : undefined;

@@ -96,7 +96,7 @@ async function readOnlySandbox(ds: Dataset, dir: string, jobs: readonly ComputeJ
     // Annex links lead into the object store, read-only already; paths with a newline cannot be listed.
     if (st && !st.isSymbolicLink() && !p.includes('\n')) readOnly.push(path.join(dir, p));
   }
-  return startMountSandbox(readOnly, []);
+  return startMountSandbox(readOnly);
 }
 
 async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder, sandbox: MountSandbox | undefined, dsid: string | undefined, job: ComputeJob, hooks: ComputeHooks): Promise<ComputeOutcome> {

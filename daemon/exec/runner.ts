@@ -9,6 +9,7 @@ import type { TransformIdentity } from '../core/identity.js';
 import type { PipelineSpec } from '../core/spec.js';
 import { pool } from '../core/pool.js';
 import { runCompute } from './executor.js';
+import type { ExecutorName } from './executors.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 
@@ -30,9 +31,6 @@ export interface ComputeRunner {
   finished?(plan: Plan): Promise<void>;
 }
 
-/** How a datum's command is run: natively (the default), or by `datalad run` itself. */
-export type ExecutorName = 'native' | 'datalad';
-export const EXECUTORS: readonly ExecutorName[] = ['native', 'datalad'];
 
 export interface LocalRunnerOptions {
   /** Batches (native) or datums (datalad) run at once. @defaultValue 1 */

@@ -11,6 +11,7 @@ import { datumLabel } from '../core/datum-label.js';
 import type { Datum } from '../core/datums.js';
 import type { DataladRunRecord } from '../core/record.js';
 import type { ResourceUsage } from '../core/result-index.js';
+import type { ExecutorName } from '../exec/executors.js';
 
 export const QUEUE_NAME = 'datums';
 
@@ -30,7 +31,7 @@ export interface DatumJobData {
   /** Tries begun so far (a worker counts one when it starts running the datum, not when it takes the job). */
   readonly tries?: number;
   /** How the worker runs the command. @defaultValue "native" */
-  readonly executor?: 'native' | 'datalad';
+  readonly executor?: ExecutorName;
   /** Written by the worker when a try fails: what `minipach jobs` and the failure record show. */
   readonly lastTry?: FailedTry;
 }

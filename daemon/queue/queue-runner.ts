@@ -11,6 +11,7 @@ import type { ComputeOutcome } from '../exec/outcome.js';
 import type { ComputeRequest, ComputeRunner } from '../exec/runner.js';
 import { dropRunRefs, fetchRunRefs } from '../results/branch.js';
 import { jobId, type DatumJobData, type DatumJobResult, type DatumQueue } from './datum-queue.js';
+import type { ExecutorName } from '../exec/executors.js';
 
 /** Turns a settled job into the outcome the scheduler expects from any runner. */
 function outcomeOf(job: Job<DatumJobData, DatumJobResult>, state: JobState | 'unknown'): ComputeOutcome | undefined {
@@ -44,7 +45,7 @@ export class QueueRunner implements ComputeRunner {
   constructor(
     private readonly q: DatumQueue,
     private readonly ds: Dataset,
-    private readonly target: { readonly dataset: string; readonly origin: string; readonly executor?: 'native' | 'datalad' },
+    private readonly target: { readonly dataset: string; readonly origin: string; readonly executor?: ExecutorName },
     /** Aborting stops waiting (the daemon is stopping); the jobs stay queued for the next start. */
     private readonly signal?: AbortSignal,
   ) {}

@@ -11,6 +11,7 @@ import { normalizeDatasetPath } from '../core/tree.js';
 import { UsageError } from '../core/errors.js';
 import type { MinioConnection } from '../sources/minio-ingest.js';
 import type { BucketMapping } from '../sources/webhooks.js';
+import { EXECUTORS, type ExecutorName } from '../exec/executors.js';
 
 export interface DatasetConfig {
   /** A short name: job ids and API calls use it. @defaultValue the directory's name */
@@ -22,7 +23,7 @@ export interface DatasetConfig {
   /** A git remote of the clone to fetch from and push results to. */
   readonly remote?: string;
   /** How its datums' commands run: native (a datalad run record without datalad run), or datalad. @defaultValue "native" */
-  readonly executor: 'native' | 'datalad';
+  readonly executor: ExecutorName;
   /** The Gitea/Forgejo repository (`owner/name`) whose webhooks are about this dataset. */
   readonly repository?: string;
   /** Buckets (and key prefixes) whose objects become files under `path` of this dataset. */
@@ -90,7 +91,7 @@ export const CONFIG_SCHEMA = {
           branches: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
           remote: { type: 'string', minLength: 1 },
           repository: { type: 'string', pattern: '^[^/\\s]+/[^/\\s]+$' },
-          executor: { enum: ['native', 'datalad'] },
+          executor: { enum: [...EXECUTORS] },
           minio: {
             type: 'array',
             items: {
@@ -187,7 +188,7 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
       if (!target) throw new ConfigError(file, `datasets[${i}].minio[${j}].path`, `"${m.path}" must be a directory inside the dataset (relative, without "..")`);
       return { bucket: m.bucket, prefix: m.prefix ?? '', path: target };
     });
-    const executor = (d['executor'] as 'native' | 'datalad' | undefined) ?? 'native';
+    const executor = (d['executor'] as ExecutorName | undefined) ?? 'native';
     return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, executor, minio };
   });
   const http = (obj['http'] as { host?: string; port?: number; token?: string } | undefined) ?? {};

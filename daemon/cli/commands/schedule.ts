@@ -8,7 +8,7 @@ import { schedule } from '../../schedule/scheduler.js';
 import { findDaemon, type Registration } from '../../server/registration.js';
 import { DaemonClient } from '../daemon-client.js';
 import { batchSizeOption, executorOption, jobsOption } from '../options.js';
-import type { ExecutorName } from '../../exec/runner.js';
+import type { ExecutorName } from '../../exec/executors.js';
 import { out, printReport } from '../printers.js';
 
 interface ScheduleFlags {

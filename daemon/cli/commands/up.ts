@@ -3,10 +3,11 @@ import { openDataset } from '../../adapters/dataset.js';
 import { UsageError } from '../../core/errors.js';
 import { executorOption, parseCount, parsePositive, untilSignal } from '../options.js';
 import { out } from '../printers.js';
+import type { ExecutorName } from '../../exec/executors.js';
 
 interface UpFlags {
   config?: string;
-  executor?: 'native' | 'datalad';
+  executor?: ExecutorName;
   branch?: string;
   remote?: string;
   port?: number;
