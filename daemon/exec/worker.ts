@@ -71,7 +71,16 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const batcher = nativeBatcher(clones, slot, { size, waitMs: opts.batchWaitMs ?? 50, parallel });
   // Enough jobs in hand to fill `concurrency` batches; each job's lock is renewed while it waits its turn.
   const worker = await startQueueWorker(
-    { connection: opts.connection, prefix: opts.prefix, concurrency: parallel * size, lockDurationMs: opts.lockDurationMs, name, onError: (e) => log(`worker: ${e.message}`) },
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: parallel * size,
+      lockDurationMs: opts.lockDurationMs,
+      name,
+      onError: (e) => log(`worker: ${e.message}`),
+      // "done" only once Redis has the job completed: a worker killed before that has its datum run again.
+      onCompleted: (d) => log(`${datumLabel(d.pipeline, d.datumName)}: done`),
+    },
     (job) => processJob(job, clones, slot, batcher, name, log),
   );
   return {
@@ -140,7 +149,6 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: B
   }
   await job.log(clip(outcome.log));
   if (outcome.ok) {
-    log(`${label}: done`);
     // The run commit carries the blobs: the bytes stay out of Redis.
     const outputs = outcome.outputs.map(({ content: _bytes, ...entry }) => entry);
     return { commit: outcome.commit, outputs, record: outcome.record, resources: outcome.resources, log: clip(outcome.log), worker: name };

@@ -37,6 +37,8 @@ export interface QueueWorkerOptions {
   /** The worker's name, as BullMQ shows it. */
   readonly name: string;
   readonly onError?: (e: Error) => void;
+  /** Called once a job's result is recorded as completed in Redis (not merely computed). */
+  readonly onCompleted?: (data: DatumJobData) => void;
 }
 
 export interface QueueWorker {
@@ -78,6 +80,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions, processor: (job
     },
   );
   worker.on('error', (e) => opts.onError?.(e));
+  worker.on('completed', (job) => opts.onCompleted?.(job.data));
   await worker.waitUntilReady();
   return { close: () => worker.close() };
 }
