@@ -1,9 +1,9 @@
 /**
- * `npm run bench [-- --quick | --e2e] [-- --out FILE] [-- --readme]`: minipach beside Snakemake and a `datalad run`
+ * `npm run bench [-- --quick | --e2e | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme]`: minipach beside Snakemake and a `datalad run`
  * loop, on the same generated workloads, in one run. Prints one table; writes the same figures as JSON;
  * with --readme, regenerates the README's performance section from that JSON.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { QueueEvents, type ConnectionOptions } from 'bullmq';
@@ -16,6 +16,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'bin/minipach.js');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const logDir = args.includes('--logs') ? path.resolve(args[args.indexOf('--logs') + 1]!) : undefined;
 const outFile = args.includes('--out') ? path.resolve(args[args.indexOf('--out') + 1]!) : path.join(ROOT, 'bench/out/results.json');
 
 interface Measure {
@@ -152,7 +153,10 @@ async function throughDaemon(root: string, n: number): Promise<number> {
     const daemon = execa('node', [BIN, 'up', dir, '--port', '0', '--workers', '0'], { cwd: dir, env: ENV, reject: false, all: true, buffer: false });
     procs.push(daemon);
     let out = '';
-    daemon.all!.on('data', (b: Buffer) => (out += b.toString()));
+    daemon.all!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (logDir) appendFileSync(path.join(logDir, 'daemon.log'), `${Date.now()} ${b}`);
+    });
     while (!/redis (\S+)\)/.test(out)) {
       if (daemon.exitCode !== null) throw new Error(`daemon exited: ${out}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -160,7 +164,10 @@ async function throughDaemon(root: string, n: number): Promise<number> {
     const redisUrl = /redis (\S+)\)/.exec(out)![1]!;
     for (let i = 0; i < 2; i++) {
       const state = mkdtempSync(path.join(root, `worker-${i}-`));
-      procs.push(execa('node', [BIN, 'worker', '--redis', redisUrl, '--state', state], { cwd: dir, env: ENV, reject: false }));
+      const w = execa('node', [BIN, 'worker', '--redis', redisUrl, '--state', state], { cwd: dir, env: ENV, reject: false, all: true, buffer: false });
+      // --logs DIR keeps what the daemon and workers said, to see where a slow run's time went.
+      if (logDir) w.all!.on('data', (b: Buffer) => appendFileSync(path.join(logDir, `worker-${i}.log`), `${Date.now()} ${b}`));
+      procs.push(w);
     }
     await new Promise((r) => setTimeout(r, 1000));
     const commitAndSchedule = `git add count/spec.yml && git commit -q -m pipeline && node ${BIN} schedule --json`;
@@ -168,12 +175,20 @@ async function throughDaemon(root: string, n: number): Promise<number> {
     const m = await measure(['sh', '-c', commitAndSchedule], dir);
     const report = JSON.parse(m.stdout);
     if (report.counts.computed !== n) throw new Error(`minipach (daemon) computed ${report.counts.computed} of ${n}`);
+    if (logDir) writeFileSync(path.join(logDir, 'cpu.txt'), procs.map((p) => `${p.spawnargs.slice(1, 3).join(' ')}: ${cpuSeconds(p.pid!)}`).join('\n') + '\n');
     return m.wall;
   } finally {
     for (const p of procs.reverse()) p.kill('SIGTERM');
     await Promise.allSettled(procs);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** CPU seconds of a process and the children it waited for (user + system), from /proc. */
+function cpuSeconds(pid: number): string {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(f[i]) / 100);
+  return `self ${(utime! + stime!).toFixed(1)} s, children ${(cutime! + cstime!).toFixed(1)} s`;
 }
 
 async function dedup(root: string, n: number) {
@@ -300,7 +315,11 @@ async function main() {
   const root = mkdtempSync(path.join(os.tmpdir(), 'minipach-bench-'));
   const started = new Date();
   try {
-    if (args.includes('--e2e')) {
+    if (args.includes('--daemon-at')) {
+      // Only the daemon + 2 workers path, at one size (to work on it).
+      const n = Number(args[args.indexOf('--daemon-at') + 1]);
+      figures.push({ id: `e2e-daemon-wall-${n}`, figure: `end to end ${n} datums, wall, daemon + 2 workers`, unit: 's', minipach: await throughDaemon(root, n) });
+    } else if (args.includes('--e2e')) {
       // Only the end-to-end figures (the native executor's issue), at every size.
       await endToEnd(root, 500, { peers: true, loop: true, daemon: true });
       await endToEnd(root, 2000, { peers: true, loop: false, daemon: true });

@@ -58,7 +58,13 @@ export class Annex {
 
   /** Copies the content of keys to a remote. */
   async copyKeysTo(remote: string, keys: readonly string[]): Promise<AnnexOutcome> {
-    return outcome(await this.annex(['copy', '-q', '--to', remote, ...keys.flatMap((k) => ['--key', k])]));
+    if (!keys.length) return { ok: true, message: '' };
+    // One process for every key (`--key` takes one key only); --json says which key failed, and why.
+    const r = await this.annex(['copy', '--to', remote, '--batch-keys', '--json', '--json-error-messages'], keys.join('\n') + '\n');
+    const failed = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { success?: boolean; key?: string; 'error-messages'?: string[] }).filter((j) => j.success === false);
+    if (r.exitCode === 0 && !failed.length) return { ok: true, message: '' };
+    const why = failed.map((j) => `${j.key}: ${(j['error-messages'] ?? []).join(' ').trim() || 'failed'}`);
+    return { ok: false, message: [...why, r.stderr.trim()].filter(Boolean).join('\n') || `git annex copy exited with ${r.exitCode}` };
   }
 
   /** The absolute path of a key's content here, getting it from a remote first when it is not here. */

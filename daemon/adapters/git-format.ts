@@ -63,6 +63,8 @@ export interface CommitSpec {
   readonly message: string;
   /** Parents besides the previous commit of the chain (merges). */
   readonly otherParents?: readonly string[];
+  /** The first parent, when it is not the previous commit of the chain: commits of one stream side by side. */
+  readonly from?: string;
 }
 
 /** A path as fast-import takes it: C-quoted when it starts with a quote or holds a newline or backslash. */
@@ -86,7 +88,8 @@ export function fastImportStream(ref: string, parent: string | undefined, commit
   commits.forEach((c, i) => {
     text(`commit ${ref}\nmark :${i + 1}\nauthor ${ident.author}\ncommitter ${ident.committer}\n`);
     data(c.message);
-    if (i === 0 && parent) text(`from ${parent}\n`);
+    const from = c.from ?? (i === 0 ? parent : undefined);
+    if (from) text(`from ${from}\n`);
     for (const p of c.otherParents ?? []) text(`merge ${p}\n`);
     for (const ch of c.changes) {
       if ('remove' in ch) text(`D ${fastImportPath(ch.path)}\n`);

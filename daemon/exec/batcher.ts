@@ -1,8 +1,8 @@
 /**
  * Gathers datums that arrive one by one (a worker's queue jobs) into batches that run together in one
  * scratch checkout, in the manner of Pachyderm's datum_set_spec: a batch starts when it is full or when its
- * first datum has waited `waitMs`, and at most `parallel` batches run at once. Datums of one group (dataset,
- * origin, base commit) batch together. Each submitter gets its own datum's outcome as soon as it ends.
+ * first datum has waited `waitMs`, and at most `parallel` batches run at once; a closed batch that waits for
+ * its turn still fills up to `size`. Datums of one group (dataset, origin, base commit) batch together. Each submitter gets its own datum's outcome as soon as it ends.
  */
 
 export interface BatcherOptions {
@@ -32,6 +32,13 @@ export class Batcher<T, R> {
 
   submit(group: string, item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
+      // A batch that is closed but still waits for a free slot takes more datums of its group meanwhile:
+      // otherwise a busy worker, whose jobs come one at a time as earlier ones end, would run batches of one.
+      const waiting = this.ready.find((b) => b.group === group && b.pending.length < this.opts.size);
+      if (waiting) {
+        waiting.pending.push({ item, resolve, reject });
+        return;
+      }
       let batch = this.open.get(group);
       if (!batch) {
         batch = { pending: [] };

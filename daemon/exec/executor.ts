@@ -74,9 +74,10 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
     // datalad makes no commit when the outputs come out byte-identical: then the base commit holds them.
     const outputsCommit = await checkout.repo.head();
     const outputs = datumOutputs(await ds.repo.lsTree(outputsCommit, [job.outputDir]), job.spec.name, job.outputDir);
-    const refused = await refusedOutputs(ds, job, outputs);
+    const annexKeys = await annexKeysOf(ds, outputs);
+    const refused = await refusedOutputs(ds, job, outputs, annexKeys);
     if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
-    await hooks.afterRun?.(checkout.dir, outputsCommit, outputs, job);
+    await hooks.handIn?.(job, { run: { commit: outputsCommit }, annexKeys: [...new Set(annexKeys.values())] });
     return { ok: true, commit: outputsCommit, outputs, record: runResult.run_info!, resources: resources(), log };
   } catch (e) {
     // One datum's broken set-up fails that datum, never the whole schedule.
@@ -88,12 +89,17 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
   }
 }
 
+/** The annex keys of outputs (annex links and unlocked files' pointers), by path. */
+async function annexKeysOf(ds: Dataset, outputs: readonly LsTreeEntry[]): Promise<Map<string, string>> {
+  const keys = await new SnapshotReader(ds.repo).keysOf(outputs);
+  return new Map(outputs.flatMap((e) => (keys.get(e)?.annexKey ? [[e.path, keys.get(e)!.annexKey!] as const] : [])));
+}
+
 /** Why outputs a `datalad run` committed may not be: a symlink out of the dataset, an annex link to content nobody has. */
-async function refusedOutputs(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[]): Promise<string | undefined> {
+async function refusedOutputs(ds: Dataset, job: ComputeJob, outputs: readonly LsTreeEntry[], annexKeys: ReadonlyMap<string, string>): Promise<string | undefined> {
   const links = outputs.filter((e) => e.mode === MODE_SYMLINK);
   const targets = await ds.repo.readBlobs(links.map((e) => e.oid));
   const escape = escapingOutput(job, links.map((e) => ({ path: e.path, target: targets.get(e.oid)?.toString('utf8') ?? '' })));
   if (escape) return escape;
-  const keys = await new SnapshotReader(ds.repo).keysOf(outputs);
-  return contentlessOutput(ds, job, outputs.flatMap((e) => (keys.get(e)?.annexKey ? [{ path: e.path, key: keys.get(e)!.annexKey! }] : [])));
+  return contentlessOutput(ds, job, [...annexKeys].map(([p, key]) => ({ path: p, key })));
 }

@@ -9,14 +9,14 @@
  * exit, chain), the annex keys and the tree; inputs are read-only to the command; the output directory
  * starts empty; a failing datum fails alone; each datum's result is handed on as it finishes.
  */
-import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Annex, AnnexAdder } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
 import type { TreeChange } from '../adapters/git.js';
 import { canMountReadOnly, readOnlyArgv, runUnchecked, startMountSandbox, watchGroup, type MountSandbox } from '../adapters/process.js';
 import { expandDataladCommand } from '../core/command.js';
-import { annexKeyFromLinkTarget } from '../core/content-key.js';
+import { annexKeyFromLinkTarget, annexKeyFromPointer } from '../core/content-key.js';
 import { gitBlobOid } from '../core/hash.js';
 import { datumOutputs } from '../core/identity.js';
 import { formatDataladRunMessage, type DataladRunRecord } from '../core/record.js';
@@ -47,10 +47,13 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
   let adder: AnnexAdder | undefined;
   let sandbox: MountSandbox | undefined;
   const done = new Set<ComputeJob>();
+  // Results being handed in: the next datum runs meanwhile.
+  const handingIn: Promise<void>[] = [];
   try {
     const paths = jobs.flatMap((j) => [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code, j.outputDir]);
     checkout = await scratchCheckout(ds, baseCommit, [...new Set(paths)], jobs[0]!.key.slice(0, 12));
     sandbox = await readOnlySandbox(ds, checkout.dir, jobs);
+    await getInputsContent(checkout.dir, jobs);
     adder = new AnnexAdder(checkout.dir);
     const dsid = (await checkout.repo.configIn('.datalad/config', 'datalad.dataset.id')) ?? undefined;
     for (const job of jobs) {
@@ -63,18 +66,35 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
         })
         .finally(() => uninstallSubdatasets(checkout!.dir, job.datum));
       done.add(job);
-      await settled(job, outcome);
+      handingIn.push(handedIn(job, outcome, hooks).then((o) => settled(job, o)));
     }
+    await Promise.all(handingIn);
   } catch (e) {
     // One batch's broken set-up fails its datums, never the whole schedule.
     const reason = `could not run: ${(e as Error).message}`;
     const resources = { wall: round((Date.now() - started) / 1000) };
     for (const job of jobs) if (!done.has(job)) await settled(job, { ok: false, reason, stderrTail: '', resources, log: reason });
   } finally {
+    await Promise.allSettled(handingIn);
     sandbox?.close();
     await adder?.close().catch(() => undefined);
     await checkout?.remove();
   }
+}
+
+/**
+ * Gets the content of the batch's annexed inputs that is not here (a worker's clone), in one `git annex get`
+ * per few hundred files rather than one per datum. What it could not get, each datum's guard tries again,
+ * and fails that datum alone with git-annex's words.
+ */
+async function getInputsContent(dir: string, jobs: readonly ComputeJob[]): Promise<void> {
+  const missing: string[] = [];
+  for (const p of new Set(jobs.flatMap((j) => j.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path))))) {
+    const full = path.join(dir, p);
+    if ((await lstat(full).catch(() => undefined))?.isSymbolicLink() && !(await stat(full).catch(() => undefined))) missing.push(p);
+  }
+  const annex = new Annex(dir);
+  for (let i = 0; i < missing.length; i += 500) await annex.get(missing.slice(i, i + 500));
 }
 
 /**
@@ -151,24 +171,35 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
     const record: DataladRunRecord = { cmd: request.command, chain: [], ...(dsid ? { dsid } : {}), exit: 0, extra_inputs: [], inputs: [...request.inputs], outputs: [...request.outputs], pwd: '.' };
     const outputs: OutputEntry[] = files.map((f) => ({ mode: f.mode, type: 'blob', oid: gitBlobOid(f.content), size: f.content.length, path: f.path, content: f.content }));
-    // In this process the committer writes the blobs with its commits; a worker writes a run commit that
-    // carries them to the origin.
-    let commit = job.baseCommit;
-    if (hooks.afterRun) {
-      const changes: TreeChange[] = [{ path: job.outputDir, remove: true }, ...files.map((f) => ({ path: f.path, mode: f.mode, content: f.content }))];
-      [commit] = (await checkout.repo.writeCommits(job.baseCommit, [{ changes, message: formatDataladRunMessage(jobLabel(job), record) }])) as [string];
-      try {
-        await hooks.afterRun(checkout.dir, commit, outputs, job);
-      } catch (e) {
-        // Handing the result in failed (the origin away): this datum fails, and is tried again.
-        const reason = (e as Error).message;
-        return { ok: false, reason, stderrTail: '', resources: resources(), log: `${log}\n--- minipach ---\n${reason}\n` };
-      }
-    }
-    return { ok: true, commit, outputs, record, resources: resources(), log };
+    // The run commit is written later, by whoever needs one: in this process the committer writes the
+    // blobs with its commits; a worker hands a run commit that carries them to the origin.
+    return { ok: true, commit: job.baseCommit, outputs, record, resources: resources(), log };
   } finally {
     await guard.dispose();
   }
+}
+
+/** A successful outcome once its result is handed on (a worker's hand-in), or failed for not getting there. */
+async function handedIn(job: ComputeJob, outcome: ComputeOutcome, hooks: ComputeHooks): Promise<ComputeOutcome> {
+  if (!outcome.ok || !hooks.handIn) return outcome;
+  const changes: TreeChange[] = [{ path: job.outputDir, remove: true }, ...outcome.outputs.map((f) => ({ path: f.path, mode: f.mode, content: f.content! }))];
+  const write = { from: job.baseCommit, changes, message: formatDataladRunMessage(jobLabel(job), outcome.record) };
+  try {
+    return { ...outcome, commit: await hooks.handIn(job, { run: { write }, annexKeys: annexKeysOf(outcome.outputs) }) };
+  } catch (e) {
+    // The origin is away, say: this datum fails, and is tried again.
+    const reason = (e as Error).message;
+    return { ok: false, reason, stderrTail: '', resources: outcome.resources, log: `${outcome.log}\n--- minipach ---\n${reason}\n` };
+  }
+}
+
+/** The annex keys of outputs that carry their bytes: annex links and unlocked files' pointers. */
+function annexKeysOf(outputs: readonly OutputEntry[]): string[] {
+  const keys = outputs.map((f) => {
+    const text = f.content?.toString('utf8') ?? '';
+    return f.mode === MODE_SYMLINK ? annexKeyFromLinkTarget(text) : annexKeyFromPointer(text);
+  });
+  return [...new Set(keys.filter((k): k is string => k !== undefined))];
 }
 
 /**

@@ -4,6 +4,7 @@
  * committed.
  */
 import path from 'node:path';
+import type { ResultToHandIn } from './hand-in.js';
 import type { LsTreeEntry } from '../adapters/git.js';
 import type { Dataset } from '../adapters/dataset.js';
 import { buildCommand } from '../core/command.js';
@@ -69,10 +70,11 @@ export function dataladRunRequest(job: Pick<ComputeJob, 'spec' | 'datum' | 'outp
 
 export interface ComputeHooks {
   /**
-   * Runs in the scratch checkout after a successful run, before it is dropped: a worker publishes the run
-   * commit and the outputs' content from here. Throwing fails the datum.
+   * Hands a successful result on before it counts as done (a worker publishes the run commit and the
+   * outputs' content to the origin), and returns the run commit. Rejecting fails the datum, to be tried
+   * again. The native executor goes on with the batch's next datum meanwhile.
    */
-  readonly afterRun?: (checkout: string, commit: string, outputs: readonly LsTreeEntry[], job: ComputeJob) => Promise<void>;
+  readonly handIn?: (job: ComputeJob, result: ResultToHandIn) => Promise<string>;
   /** Called as a datum starts running (a worker counts the try). */
   readonly onStart?: (job: ComputeJob) => Promise<void>;
   /** Called with the pid of the command's process group as it starts (a worker records it for clean-up). */

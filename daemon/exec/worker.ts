@@ -3,29 +3,27 @@
  * reaches Redis and the dataset's origin. It keeps one clone per dataset (no checkout of its own: every job
  * gets a sparse scratch checkout of it at the job's base commit, holding only that datum's inputs), and
  * hands each result back as a commit on `refs/minipach/runs/<key>` of the origin plus the outputs' annexed
- * content copied there. Nothing reaches the branch from here: the daemon's committer does that.
+ * content copied there (hand-in.ts). Nothing reaches the branch from here: the daemon's committer does that.
  *
  * Crash safety comes from BullMQ: a worker killed mid-job stops renewing the job's lock, the job is moved
  * back to waiting and another try starts from a fresh checkout; the dead try never handed anything in.
  */
 import { rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RedisConnection } from '../adapters/redis.js';
 import { Annex } from '../adapters/annex.js';
-import { GitRepo, type LsTreeEntry } from '../adapters/git.js';
-import { annexKeyFromLinkTarget } from '../core/content-key.js';
-import { MODE_SYMLINK } from '../core/tree.js';
+import { GitRepo } from '../adapters/git.js';
 import { isAlive } from '../adapters/process.js';
 import { datumLabel } from '../core/datum-label.js';
 import { startQueueWorker, PermanentFailure, type WorkerJob } from '../queue/queue-worker.js';
-import { runRef } from '../results/branch.js';
 import { loadSpec } from '../core/spec.js';
 import { SpecError } from '../core/errors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { runCompute } from './executor.js';
 import { Batcher } from './batcher.js';
+import { HandIn } from './hand-in.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 import type { PipelineSpec } from '../core/spec.js';
@@ -119,7 +117,7 @@ function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs:
         async (job, outcome) => settle(byKey.get(job.key)!, outcome),
         {
           onStart: (job) => byKey.get(job.key)!.start(),
-          afterRun: (checkout, commit, outputs, job) => handIn(ds, checkout, commit, outputs, { origin: first.origin, key: job.key }),
+          handIn: (job, result) => clones.handIn(ds).submit(job.key, result),
           onSpawn: (pid) => slot.track(groups[groups.push(pid) - 1]!),
         },
       );
@@ -145,7 +143,7 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: B
     const ds = await clones.get(d.dataset, d.origin);
     await clones.ensureCommit(ds, d.baseCommit);
     let group: number | undefined;
-    outcome = await runCompute(ds, jobOfData(d, spec), { afterRun: (checkout, commit, outputs) => handIn(ds, checkout, commit, outputs, d), onSpawn: (pid) => slot.track((group = pid)) }).finally(() => group && slot.untrack(group));
+    outcome = await runCompute(ds, jobOfData(d, spec), { handIn: (job, result) => clones.handIn(ds).submit(job.key, result), onSpawn: (pid) => slot.track((group = pid)) }).finally(() => group && slot.untrack(group));
   }
   await job.log(clip(outcome.log));
   if (outcome.ok) {
@@ -158,46 +156,11 @@ async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: B
   throw outcome.permanent ? new PermanentFailure(outcome.reason) : new Error(outcome.reason);
 }
 
-/**
- * Hands a result in: the run commit to a private ref of the origin, then the outputs' annexed content.
- * Both are retried a few times: pushes of several workers (and people) into one repository can collide on
- * its ref locks, and a collision is no reason to compute the datum again.
- */
-async function handIn(ds: Dataset, checkout: string, commit: string, outputs: readonly LsTreeEntry[], d: Pick<DatumJobData, 'origin' | 'key'>): Promise<void> {
-  await withRetries(`hand the result in to ${d.origin}`, async () => {
-    const r = await ds.repo.push('origin', [`+${commit}:${runRef(d.key)}`]);
-    return { ok: r.status === 'ok', message: r.status === 'ok' ? '' : r.message };
-  });
-  // Files kept in git travel with the commit; annexed ones are copied by key (the native executor leaves
-  // them out of the checkout's index, so paths would not do).
-  const keys = await annexKeysOf(checkout, outputs);
-  if (keys.length) await withRetries(`copy the outputs' content to ${d.origin}`, () => new Annex(checkout).copyKeysTo('origin', keys));
-}
-
-/** The annex keys of the outputs that are annex links, read from the checkout's symlinks. */
-async function annexKeysOf(checkout: string, outputs: readonly LsTreeEntry[]): Promise<string[]> {
-  const keys: string[] = [];
-  for (const e of outputs) {
-    if (e.mode !== MODE_SYMLINK) continue;
-    const key = annexKeyFromLinkTarget(await readlink(path.join(checkout, e.path)).catch(() => ''));
-    if (key) keys.push(key);
-  }
-  return [...new Set(keys)];
-}
-
-async function withRetries(what: string, attempt: () => Promise<{ ok: boolean; message: string }>): Promise<void> {
-  for (let i = 1; ; i++) {
-    const r = await attempt();
-    if (r.ok) return;
-    if (i === 4) throw new Error(`could not ${what}: ${r.message}`);
-    await new Promise((res) => setTimeout(res, 200 * i));
-  }
-}
-
 /** One clone per dataset origin inside the worker's slot, made on first use and fetched as jobs need. */
 class Clones {
   private readonly opened = new Map<string, Promise<Dataset>>();
   private readonly fetches = new Map<string, Promise<unknown>>();
+  private readonly handIns = new Map<string, HandIn>();
 
   constructor(private readonly dir: string, private readonly name: string) {}
 
@@ -228,6 +191,13 @@ class Clones {
       await existing.pruneWorktrees();
     }
     return openDataset(dir);
+  }
+
+  /** The hand-in of a clone's results to its origin (one per clone, so that they go together). */
+  handIn(ds: Dataset): HandIn {
+    let h = this.handIns.get(ds.dir);
+    if (!h) this.handIns.set(ds.dir, (h = new HandIn(ds)));
+    return h;
   }
 
   /** Fetches from the origin when the base commit is not here yet; fetches of one clone take turns. */

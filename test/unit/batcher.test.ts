@@ -35,4 +35,23 @@ describe('Batcher', () => {
       'set-up failed',
     ]);
   });
+
+  it('a batch waiting for a free slot fills up with datums that come one at a time meanwhile', async () => {
+    const seen: string[][] = [];
+    let release!: () => void;
+    const b = new Batcher<string, string>({ size: 3, waitMs: 5, parallel: 1 }, async (_g, items, settle) => {
+      seen.push([...items]);
+      if (items[0] === 'a') await new Promise<void>((r) => (release = r));
+      for (const i of items) settle(i, i);
+    });
+    const all = [b.submit('g', 'a')];
+    await tick(20); // 'a' runs alone, holding the only slot
+    for (const x of ['b', 'c', 'd', 'e']) {
+      all.push(b.submit('g', x));
+      await tick(15); // each comes after the wait of the one before has run out
+    }
+    release();
+    await Promise.all(all);
+    expect(seen).toEqual([['a'], ['b', 'c', 'd'], ['e']]);
+  });
 });
