@@ -18,10 +18,10 @@ module.exports = {
     {
       name: 'core-is-pure',
       severity: 'error',
-      comment: 'core/ is the pure planning core: no git, Redis, processes or files; it imports only core/ and pure packages.',
+      comment: 'core/ is the pure planning core: no git, Redis, processes or files; it imports only core/ and pure packages (node:module only to load ajv and yaml on first use, in core/lazy-parsers.ts).',
       from: { path: '^daemon/core/' },
       to: {
-        pathNot: ['^daemon/core/', '^node_modules/(ajv|yaml|minimatch)/', '^(crypto|node:crypto|path|node:path)$'],
+        pathNot: ['^daemon/core/', '^node_modules/(ajv|yaml|minimatch)/', '^(crypto|node:crypto|path|node:path)$', '^(module|node:module)$'],
       },
     },
     {

@@ -2,6 +2,14 @@
 #   docker build -t minipach .
 #   docker run minipach up --config /etc/minipach/minipach.yml
 #   docker run -e REDIS_URL=redis://redis:6379 minipach worker --concurrency 2
+# Build stage: the compiled JavaScript (dist/) from the TypeScript sources.
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY daemon ./daemon
+COPY hooks ./hooks
+RUN npm ci --ignore-scripts && npm run build
+
 FROM node:20-bookworm-slim
 
 # git-annex and DataLad do the data work; redis-server is the embedded default of `minipach up`
@@ -12,9 +20,9 @@ RUN apt-get update \
 
 WORKDIR /opt/minipach
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts=false && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY bin ./bin
-COPY daemon ./daemon
+COPY --from=build /src/dist ./dist
 COPY specs ./specs
 COPY hooks ./hooks
 RUN ln -s /opt/minipach/bin/minipach.js /usr/local/bin/minipach \

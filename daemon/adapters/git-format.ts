@@ -25,6 +25,37 @@ export function parseLsTree(out: Buffer | string): LsTreeEntry[] {
   return entries;
 }
 
+/** A file changed between two commits: its new mode and blob, or `deleted`. */
+export type FileChange = { readonly path: string; readonly deleted: true } | { readonly path: string; readonly deleted?: false; readonly mode: string; readonly oid: string };
+
+/** Parses `git diff-tree -r -z --no-renames` raw output (`:old new oldoid newoid S\0path\0` records). */
+export function parseDiffTree(out: Buffer | string): FileChange[] {
+  const fields = (typeof out === 'string' ? out : out.toString('utf8')).split('\0');
+  const changes: FileChange[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const meta = fields[i]!;
+    if (!meta.startsWith(':')) {
+      // A commit id line (diff-tree given a single commit): not a record.
+      i -= 1;
+      continue;
+    }
+    const [, mode, , oid, status] = meta.slice(1).split(' ');
+    const p = fields[i + 1]!;
+    changes.push(status === 'D' ? { path: p, deleted: true } : { path: p, mode: mode!, oid: oid! });
+  }
+  return changes;
+}
+
+/** Parses `git cat-file --batch-check` output into oid -> size. Missing objects are left out. */
+export function parseBatchCheck(out: string): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const line of out.split('\n')) {
+    const [oid, type, size] = line.split(' ');
+    if (oid && type && type !== 'missing' && size) sizes.set(oid, Number(size));
+  }
+  return sizes;
+}
+
 /** Parses `git cat-file --batch` output into oid -> content. Missing objects are left out. */
 export function parseCatFileBatch(out: Buffer): Map<string, Buffer> {
   const res = new Map<string, Buffer>();

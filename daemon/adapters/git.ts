@@ -9,9 +9,9 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { BranchMovedError, MinipachError } from '../core/errors.js';
 import { ZERO_OID } from '../core/tree.js';
-import { fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type IndexChange, type LsTreeEntry } from './git-format.js';
+import { fastImportStream, parseBatchCheck, parseCatFileBatch, parseDiffTree, parseLsTree, type CommitSpec, type FileChange, type IndexChange, type LsTreeEntry } from './git-format.js';
 
-export { fastImportPath, fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type IndexChange, type LsTreeEntry, type TreeChange } from './git-format.js';
+export { fastImportPath, fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type FileChange, type IndexChange, type LsTreeEntry, type TreeChange } from './git-format.js';
 
 /** How a push ended: `rejected` means someone else's commit got there first (fetch, re-plan, try again). */
 export type PushOutcome = { readonly status: 'ok' } | { readonly status: 'rejected' | 'failed'; readonly message: string };
@@ -97,6 +97,17 @@ export class GitRepo {
       if (oid) out.push({ path: fields[i + 1]!, oid });
     }
     return out;
+  }
+
+  /** The files that differ between two commits (`diff-tree -r`, no rename detection): what a snapshot of `to` needs besides `from`'s. */
+  async fileChanges(from: string, to: string): Promise<FileChange[]> {
+    return parseDiffTree(await runBuffer(['git', 'diff-tree', '-r', '-z', '--no-renames', from, to], { cwd: this.dir, env: this.env() }));
+  }
+
+  /** The sizes of objects (`cat-file --batch-check`, one process). */
+  async objectSizes(oids: readonly string[]): Promise<Map<string, number>> {
+    if (!oids.length) return new Map();
+    return parseBatchCheck(await this.git(['cat-file', '--batch-check'], { input: oids.join('\n') + '\n' }));
   }
 
   async readBlobs(oids: readonly string[]): Promise<Map<string, Buffer>> {

@@ -6,7 +6,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { shellQuote } from '../core/command.js';
 import { ProcessError } from '../core/errors.js';
 
@@ -38,9 +37,13 @@ const IDENTITY_ENV: Record<string, string> = {
 };
 let identityEnv: Record<string, string> | undefined;
 
+/** execa, loaded when the first process starts (its hundred modules cost every command's start-up 30 ms). */
+let loadedExeca: typeof import('execa').execa | undefined;
+const execa = async () => (loadedExeca ??= (await import('execa')).execa);
+
 async function defaultEnv(): Promise<Record<string, string>> {
   if (!identityEnv) {
-    const r = await execa('git', ['config', '--get', 'user.email'], { reject: false });
+    const r = await (await execa())('git', ['config', '--get', 'user.email'], { reject: false });
     identityEnv = r.exitCode === 0 && r.stdout.trim() ? {} : IDENTITY_ENV;
   }
   return identityEnv;
@@ -48,9 +51,10 @@ async function defaultEnv(): Promise<Record<string, string>> {
 
 async function exec(argv: readonly string[], opts: RunOptions, encoding: 'utf8' | 'buffer') {
   const [file, ...args] = argv;
-  const child = execa(file!, args, {
+  const env = { ...(await defaultEnv()), ...opts.env };
+  const child = (await execa())(file!, args, {
     cwd: opts.cwd,
-    env: { ...(await defaultEnv()), ...opts.env },
+    env,
     input: opts.input,
     reject: false,
     encoding,

@@ -6,6 +6,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SpecError } from '../core/errors.js';
 import { GitRepo, type LsTreeEntry } from './git.js';
+import type { Dataset } from './dataset.js';
+import { SnapshotCache } from './snapshot-cache.js';
+import type { KeyMemo, MemoPipeline } from '../core/key-memo.js';
 import { Annex } from './annex.js';
 import { annexKeyFromLinkTarget, annexKeyFromPointer, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
 import { loadSpec, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
@@ -16,11 +19,77 @@ export class SnapshotReader {
   private readonly annexKeys = new Map<string, string | null>();
   /** Subdataset commit -> its root tree id (undefined when the subdataset is not installed here). */
   private readonly subdatasetTrees = new Map<string, string | undefined>();
+  /** The last snapshot read: a daemon plans the same commit several times. */
+  private last?: TreeSnapshot;
 
-  constructor(readonly repo: GitRepo) {}
+  constructor(readonly repo: GitRepo, private readonly cache?: SnapshotCache) {}
+
+  /** A reader of a dataset, with its snapshots cached in the dataset's state directory. */
+  static of(ds: Dataset): SnapshotReader {
+    return new SnapshotReader(ds.repo, new SnapshotCache(path.join(ds.stateDir, 'snapshots')));
+  }
+
+  /** How the last snapshot was had: read whole, cached as is, or a cached one plus the files that changed. */
+  howRead?: { readonly commit: string; readonly source: 'read' | 'cached' | 'diff'; readonly base?: string; readonly changed: readonly string[] };
 
   async read(commit: string): Promise<TreeSnapshot> {
-    return makeSnapshot(commit, await this.readTree(this.repo, commit, '', undefined));
+    if (this.last?.commit === commit) return this.last;
+    const snapshot = (await this.fromCache(commit)) ?? (await this.readWhole(commit));
+    this.last = snapshot;
+    return snapshot;
+  }
+
+  /** The datum keys a plan of this commit (or of the one it was read from) left, with the files changed since. */
+  async keyMemo(commit: string): Promise<KeyMemo | undefined> {
+    const how = this.howRead;
+    if (!this.cache || how?.commit !== commit || how.source === 'read') return undefined;
+    const pipelines = await this.cache.loadKeys(how.base ?? commit);
+    return pipelines && { changed: how.changed, pipelines };
+  }
+
+  /** Keeps a plan's datum keys for the next plan (see core/key-memo.ts). */
+  async keepKeys(commit: string, memo: ReadonlyMap<string, MemoPipeline>): Promise<void> {
+    if (this.cache && this.howRead?.commit === commit) await this.cache.saveKeys(commit, memo);
+  }
+
+  private async readWhole(commit: string): Promise<TreeSnapshot> {
+    const snapshot = makeSnapshot(commit, await this.readTree(this.repo, commit, '', undefined));
+    this.howRead = { commit, source: 'read', changed: [] };
+    // A subdataset's entries depend on whether it is installed here, not on the commit alone: not cached.
+    if (this.cache && !snapshot.entries.some((e) => e.mode === MODE_GITLINK)) await this.cache.save(commit, snapshot.entries);
+    return snapshot;
+  }
+
+  /**
+   * The commit from the cache: as it is there, or as the most recently used cached commit plus the files
+   * that changed since (one `diff-tree`, and only the changed blobs read). Undefined: read it whole.
+   */
+  private async fromCache(commit: string): Promise<TreeSnapshot | undefined> {
+    if (!this.cache) return undefined;
+    const hit = await this.cache.load(commit);
+    if (hit) {
+      this.howRead = { commit, source: 'cached', changed: [] };
+      return makeSnapshot(commit, hit);
+    }
+    const base = await this.cache.latest();
+    if (!base) return undefined;
+    const changes = await this.repo.fileChanges(base.commit, commit).catch(() => undefined);
+    if (!changes || changes.some((c) => !c.deleted && c.mode === MODE_GITLINK)) return undefined;
+    const added = changes.flatMap((c) => (c.deleted ? [] : [c]));
+    const sizes = await this.repo.objectSizes(added.filter((c) => c.mode !== MODE_SYMLINK).map((c) => c.oid));
+    const listing = added.map((c): LsTreeEntry => ({ mode: c.mode, type: 'blob', oid: c.oid, size: sizes.get(c.oid), path: c.path }));
+    await this.learnAnnexKeys(listing, this.repo);
+    const changed = new Set(changes.map((c) => c.path));
+    const entries = [...base.entries.filter((e) => !changed.has(e.path)), ...listing.map((e) => this.entryOf(e, e.path, undefined))];
+    const snapshot = makeSnapshot(commit, entries);
+    await this.cache.save(commit, snapshot.entries);
+    this.howRead = { commit, source: 'diff', base: base.commit, changed: [...changed] };
+    return snapshot;
+  }
+
+  private entryOf(e: LsTreeEntry, p: string, subdatasets: readonly SubdatasetRef[] | undefined): TreeEntry {
+    const annexKey = this.annexKeys.get(e.oid) ?? undefined;
+    return { path: p, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey, subdatasets };
   }
 
   /**
@@ -40,8 +109,7 @@ export class SnapshotReader {
         if (tree) entries.push(...(await this.readTree(new GitRepo(path.join(repo.dir, e.path)), e.oid, p + '/', [...(subdatasets ?? []), { path: p, commit: e.oid }])));
         continue;
       }
-      const annexKey = this.annexKeys.get(e.oid) ?? undefined;
-      entries.push({ path: p, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey, subdatasets });
+      entries.push(this.entryOf(e, p, subdatasets));
     }
     return entries;
   }

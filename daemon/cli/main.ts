@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { installedFile } from '../adapters/install-dir.js';
 import { MinipachError, SpecError, UsageError } from '../core/errors.js';
 import * as cost from './commands/cost.js';
 import * as datums from './commands/datums.js';
@@ -25,7 +26,7 @@ import * as watch from './commands/watch.js';
 import * as worker from './commands/worker.js';
 
 /** minipach's version, from its package.json. */
-export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION = (JSON.parse(readFileSync(installedFile('package.json'), 'utf8')) as { version: string }).version;
 
 /** In the order `minipach --help` lists them. */
 const COMMANDS = [plan, explain, cost, reindex, share, schedule, up, worker, hooks, watch, status, jobs, logs, retry, datums];

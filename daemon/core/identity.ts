@@ -7,7 +7,7 @@
  * `identity: path`. Left out on purpose, because they cannot change outputs: datum_tries, datum_timeout,
  * description, the glob itself (its effect is already in the relative paths), the pipeline's name.
  */
-import { hashStruct, gitBlobOid, type Hashable } from './hash.js';
+import { hashCanonical, hashStruct, gitBlobOid } from './hash.js';
 import type { Datum } from './datums.js';
 import { SPEC_FILE, type PipelineSpec } from './spec.js';
 import { entriesUnder, isAtOrBelow, joinPath, type TreeSnapshot } from './tree.js';
@@ -57,10 +57,10 @@ export function inputFingerprints(datum: Datum): InputFingerprint[] {
 }
 
 export function datumKey(transformKey: string, datum: Datum, identity: 'content' | 'path'): string {
-  const inputs: Hashable[] = datum.inputs
-    .map((i) => [i.name, identity === 'path' ? i.path : '', i.files.map((f) => [f.rel, f.entry.contentKey])] as Hashable)
-    .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
-  return hashStruct(['Datum', transformKey, inputs, identity === 'path' ? datum.name : '']);
+  const inputs = datum.inputs.map((i) => [i.name, identity === 'path' ? i.path : '', i.files.map((f) => [f.rel, f.entry.contentKey])]);
+  if (inputs.length > 1) inputs.sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+  // Only arrays and strings: JSON.stringify gives the canonical JSON (golden tests hold the keys to that).
+  return hashCanonical(JSON.stringify(['Datum', transformKey, inputs, identity === 'path' ? datum.name : '']));
 }
 
 /** Where a datum's outputs go. */

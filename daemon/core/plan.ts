@@ -24,6 +24,7 @@ import type { DatumPlan } from './datum-plan.js';
 import { awaitedDatums, blockedBehind, reads, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
+import { KeyMemoLookup, pipelineSignature, type KeyMemo } from './key-memo.js';
 
 export type { Action, DatumPlan } from './datum-plan.js';
 
@@ -48,6 +49,8 @@ export interface Plan {
   readonly commit: string;
   /** In dependency order: a pipeline comes after every pipeline it reads. */
   readonly pipelines: readonly PipelinePlan[];
+  /** How many datum keys were hashed (the others came from the memo). */
+  readonly hashed: number;
 }
 
 export interface PlanInput {
@@ -55,9 +58,11 @@ export interface PlanInput {
   /** Pipeline name -> its spec, or the error that disables it. */
   readonly specs: ReadonlyMap<string, PipelineSpec | SpecError>;
   readonly index: ResultIndex;
+  /** Keys of an earlier plan, for datums whose inputs did not change since. */
+  readonly memo?: KeyMemo;
 }
 
-export function planDataset({ snapshot, specs, index }: PlanInput): Plan {
+export function planDataset({ snapshot, specs, index, memo }: PlanInput): Plan {
   const names = [...specs.keys()].sort();
   const upstreamOf = new Map(names.map((n) => [n, upstreamPipelines(specs.get(n)!, names)] as const));
   const order = topologicalOrder(names, upstreamOf);
@@ -66,6 +71,7 @@ export function planDataset({ snapshot, specs, index }: PlanInput): Plan {
   const pendingByKey = new Map<string, DatumPlan>();
   const previous = new PreviousResults(index);
   const unsettled = new Map<string, readonly Unsettled[]>();
+  const keys = { memo: memo ? new KeyMemoLookup(memo) : undefined, hashed: 0 };
 
   for (const name of [...order.sorted, ...order.cyclic]) {
     const spec = specs.get(name)!;
@@ -88,13 +94,13 @@ export function planDataset({ snapshot, specs, index }: PlanInput): Plan {
       continue;
     }
     try {
-      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled }));
+      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled, keys }));
     } catch (e) {
       if (!(e instanceof SpecError)) throw e;
       byName.set(name, { ...base, status: 'invalid', error: e, notes: [...spec.notes], spec });
     }
   }
-  return { commit: snapshot.commit, pipelines: order.sorted.concat(order.cyclic).map((n) => byName.get(n)!) };
+  return { commit: snapshot.commit, pipelines: order.sorted.concat(order.cyclic).map((n) => byName.get(n)!), hashed: keys.hashed };
 }
 
 interface PlanContext {
@@ -107,6 +113,8 @@ interface PlanContext {
   readonly previous: PreviousResults;
   /** Pipeline -> the parts of its outputs that are about to change (or cannot, their cause having failed). */
   readonly unsettled: Map<string, readonly Unsettled[]>;
+  /** Where datum keys come from: the memo when it holds, else hashing (counted). */
+  readonly keys: { readonly memo?: KeyMemoLookup; hashed: number };
 }
 
 
@@ -149,9 +157,11 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
 
   const plans: DatumPlan[] = [];
   const current = new Set<string>();
+  const memo = ctx.keys.memo?.pipeline(spec.name, pipelineSignature(spec, transform.key));
+  const keyOf = (datum: Datum) => ctx.keys.memo?.key(memo, datum) ?? (ctx.keys.hashed++, datumKey(transform.key, datum, spec.identity));
   for (const datum of datums) {
     current.add(datum.name);
-    const key = datumKey(transform.key, datum, spec.identity);
+    const key = keyOf(datum);
     const base = { pipeline: spec.name, name: datum.name, key, outputDir: outputDir(spec.name, datum.name), marker: markerPath(spec.name, datum.name), datum };
     const waitingOn = unsettled.find((u) => reads(datum, u.dir));
     if (waitingOn) {

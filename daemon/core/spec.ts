@@ -3,8 +3,8 @@
  * against SPEC_SCHEMA, then checks what a schema cannot (globs, capture references, paths), and reports the
  * first problem as a SpecError with file, line, field and hint.
  */
-import AjvModule, { type ErrorObject } from 'ajv/dist/2020.js';
-import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node as YamlNode } from 'yaml';
+import { lazyValidator, yaml, type ErrorObject } from './lazy-parsers.js';
+import type { Document, LineCounter, Node as YamlNode } from 'yaml';
 import { SpecError } from './errors.js';
 import { compileGlob, expandCaptureTemplate, GlobSyntaxError, type CompiledGlob } from './glob.js';
 import { SPEC_SCHEMA } from './spec-schema.js';
@@ -59,8 +59,7 @@ export interface PipelineSpec {
 export const SPEC_FILE = 'spec.yml';
 export const DEFAULT_DATUM_TRIES = 3;
 
-const Ajv = AjvModule.default ?? AjvModule;
-const validateSchema = new Ajv({ allErrors: false, strict: false, verbose: true }).compile(SPEC_SCHEMA);
+const specSchema = lazyValidator(SPEC_SCHEMA, { verbose: true });
 
 type Path = (string | number)[];
 
@@ -69,7 +68,7 @@ class Locator {
   constructor(private readonly doc: Document, private readonly lines: LineCounter) {}
   line(path: Path, preferKey?: string): number | undefined {
     const node = (path.length ? this.doc.getIn(path, true) : this.doc.contents) as YamlNode | undefined;
-    if (preferKey !== undefined && isMap(node)) {
+    if (preferKey !== undefined && yaml().isMap(node)) {
       const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === preferKey);
       const r = (pair?.key as YamlNode | undefined)?.range;
       if (r) return this.lines.linePos(r[0]).line;
@@ -78,10 +77,10 @@ class Locator {
     let r = node?.range;
     if (path.length) {
       const parent = this.doc.getIn(path.slice(0, -1), true);
-      if (isMap(parent)) {
+      if (yaml().isMap(parent)) {
         const pair = parent.items.find((p) => (p.key as { value?: unknown } | null)?.value === path[path.length - 1]);
         r = (pair?.key as YamlNode | undefined)?.range ?? r;
-      } else if (isSeq(parent) && !r) r = parent.range;
+      } else if (yaml().isSeq(parent) && !r) r = parent.range;
     }
     return r ? this.lines.linePos(r[0]).line : undefined;
   }
@@ -104,8 +103,8 @@ export function loadSpec(file: string, text: string): PipelineSpec | SpecError {
 
 function parseSpec(file: string, text: string): PipelineSpec {
   const name = file.split('/')[0]!;
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const lines = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
     const err = doc.errors[0]!;
     const at = lines.linePos(err.pos[0]);
@@ -116,7 +115,8 @@ function parseSpec(file: string, text: string): PipelineSpec {
   const raw: unknown = doc.toJS();
   const loc = new Locator(doc, lines);
   if (raw === null || raw === undefined) throw new SpecError(file, 1, undefined, 'is empty', 'a spec needs at least input and transform');
-  if (!validateSchema(raw)) throw schemaError(file, loc, validateSchema.errors![0]!);
+  const validate = specSchema();
+  if (!validate(raw)) throw schemaError(file, loc, validate.errors![0]!);
 
   const obj = raw as Record<string, unknown>;
   const get = (o: Record<string, unknown>, path: Path, key: string): [unknown, Path] => {

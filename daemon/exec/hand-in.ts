@@ -8,7 +8,7 @@
  * `git push` (their refs) and one `git annex copy --batch-keys` (their content). A lone result goes at once;
  * a busy worker pays for a hand-in (a push costs the origin a receive-pack and its hooks) per handful of
  * datums, not per datum. The price: a worker killed with results waiting or on their way loses those too
- * (at most a quarter second's worth; they run again), besides the datum it was running.
+ * (at most half a second's worth; they run again), besides the datum it was running.
  */
 import { Annex } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
@@ -31,7 +31,7 @@ interface Waiting {
 }
 
 /** The least time between the starts of two hand-ins of one clone, in milliseconds. */
-export const HAND_IN_EVERY_MS = 250;
+export const HAND_IN_EVERY_MS = 500;
 
 /** Hands the results of one clone in to its origin, a handful at a time. */
 export class HandIn {

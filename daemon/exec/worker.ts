@@ -23,6 +23,7 @@ import { SpecError } from '../core/errors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { runCompute } from './executor.js';
 import { Batcher } from './batcher.js';
+import { DEFAULT_WORKER_BATCH } from './executors.js';
 import { HandIn } from './hand-in.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
@@ -35,7 +36,7 @@ export interface WorkerOptions {
   readonly prefix?: string;
   /** Batches (native) or datums (datalad) run at once. @defaultValue 1 */
   readonly concurrency?: number;
-  /** The most datums of one native batch (one scratch checkout). @defaultValue 16 */
+  /** The most datums of one native batch (one scratch checkout). @defaultValue 50 */
   readonly batchSize?: number;
   /** How long a batch's first datum waits for others, in milliseconds. @defaultValue 50 */
   readonly batchWaitMs?: number;
@@ -224,8 +225,6 @@ interface Slot {
 
 const existsDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
 
-/** Datums of one native batch a worker gathers by default. */
-export const DEFAULT_WORKER_BATCH = 16;
 
 function defaultStateDir(): string {
   return path.join(process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'minipach', 'worker');

@@ -4,6 +4,7 @@
  */
 import type { Dataset } from '../adapters/dataset.js';
 import { SnapshotReader } from '../adapters/snapshot-reader.js';
+import { memoOfPlan } from '../core/key-memo.js';
 import { planDataset, type Plan } from '../core/plan.js';
 import { withUnavailable, type ResultIndex } from '../core/result-index.js';
 import { ResultStore, unavailableResults } from '../results/index-store.js';
@@ -12,20 +13,24 @@ export interface PlanAtHead {
   readonly plan: Plan;
   readonly head: string;
   readonly index: ResultIndex;
+  /** How the head's snapshot was had (read whole, cached, or a cached one plus a diff) and how many datum keys were hashed. */
+  readonly planning: { readonly snapshot: string; readonly hashed: number };
 }
 
 /**
  * When the plan would link results whose content no repository has, it plans again with those results
  * marked unavailable, so they are computed instead (the plan itself stays a pure function of its inputs).
  */
-export async function planAtHead(ds: Dataset, reader = new SnapshotReader(ds.repo), store = new ResultStore(ds)): Promise<PlanAtHead> {
+export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), store = new ResultStore(ds)): Promise<PlanAtHead> {
   const head = (await ds.repo.resolve(ds.ref))!;
   const snapshot = await reader.read(head);
-  const [specs, index] = await Promise.all([reader.readSpecs(snapshot), store.load(head)]);
-  const plan = planDataset({ snapshot, specs, index });
+  const [specs, index, memo] = await Promise.all([reader.readSpecs(snapshot), store.load(head), reader.keyMemo(head)]);
+  const plan = planDataset({ snapshot, specs, index, memo });
+  if (plan.hashed || !memo) await reader.keepKeys(head, memoOfPlan(plan.pipelines));
   const sources = plan.pipelines.flatMap((p) => p.datums).flatMap((d) => (d.action === 'link' && d.source && !('pending' in d.source) ? [d.source] : []));
   const unavailable = await unavailableResults(ds, sources, reader);
-  if (!unavailable.size) return { plan, head, index };
+  const planning = { snapshot: reader.howRead?.commit === head ? reader.howRead.source : 'read', hashed: plan.hashed };
+  if (!unavailable.size) return { plan, head, index, planning };
   const checked = withUnavailable(index, unavailable);
-  return { plan: planDataset({ snapshot, specs, index: checked }), head, index: checked };
+  return { plan: planDataset({ snapshot, specs, index: checked, memo }), head, index: checked, planning };
 }

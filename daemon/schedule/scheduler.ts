@@ -82,7 +82,7 @@ class Scheduling {
     readonly runner: ComputeRunner,
     private readonly onProgress?: ScheduleOptions['onProgress'],
   ) {
-    this.reader = new SnapshotReader(ds.repo);
+    this.reader = SnapshotReader.of(ds);
     this.store = new ResultStore(ds);
     this.committer = new Committer(ds);
   }

@@ -5,13 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import AjvModule from 'ajv/dist/2020.js';
-import { parse as parseYaml } from 'yaml';
+import { lazyValidator, yaml } from '../core/lazy-parsers.js';
 import { normalizeDatasetPath } from '../core/tree.js';
 import { UsageError } from '../core/errors.js';
 import type { MinioConnection } from '../sources/minio-ingest.js';
 import type { BucketMapping } from '../sources/webhooks.js';
-import { EXECUTORS, type ExecutorName } from '../exec/executors.js';
+import { DEFAULT_WORKER_BATCH, EXECUTORS, type ExecutorName } from '../exec/executors.js';
 
 export interface DatasetConfig {
   /** A short name: job ids and API calls use it. @defaultValue the directory's name */
@@ -52,7 +51,7 @@ export interface DaemonConfig {
   readonly workers: number;
   /** Batches (native) or datums (datalad) each in-process worker runs at once. @defaultValue 1 */
   readonly concurrency: number;
-  /** The most datums of one native batch of an in-process worker. @defaultValue 16 */
+  /** The most datums of one native batch of an in-process worker. @defaultValue 50 */
   readonly batchSize: number;
   /** How long a batch's first datum waits for others, in milliseconds. @defaultValue 50 */
   readonly batchWaitMs: number;
@@ -154,8 +153,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
 
 const NUMERIC = new Set(['http.port', 'workers', 'concurrency', 'poll_seconds', 'batch_size']);
 
-const Ajv = AjvModule.default ?? AjvModule;
-const validate = new Ajv({ allErrors: false, strict: false }).compile(CONFIG_SCHEMA);
+const configSchema = lazyValidator(CONFIG_SCHEMA);
 
 /**
  * Builds the configuration from a file's text (or none: `raw` from the command line) and the environment.
@@ -168,6 +166,7 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     if (v === undefined || v === '') continue;
     setDotted(obj, key, NUMERIC.has(key) ? numberOr(v, name) : v);
   }
+  const validate = configSchema();
   if (!validate(obj)) {
     const e = validate.errors![0]!;
     const key = [...e.instancePath.split('/').filter(Boolean), ...(e.keyword === 'additionalProperties' ? [String(e.params['additionalProperty'])] : [])]
@@ -202,7 +201,7 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     stateDir: obj['state_dir'] ? path.resolve(base, obj['state_dir'] as string) : undefined,
     workers: (obj['workers'] as number | undefined) ?? 1,
     concurrency: (obj['concurrency'] as number | undefined) ?? 1,
-    batchSize: (obj['batch_size'] as number | undefined) ?? 16,
+    batchSize: (obj['batch_size'] as number | undefined) ?? DEFAULT_WORKER_BATCH,
     batchWaitMs: (obj['batch_wait_ms'] as number | undefined) ?? 50,
     pollSeconds: (obj['poll_seconds'] as number | undefined) ?? 0,
     secrets,
@@ -234,7 +233,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = yaml().parse(text);
   } catch (e) {
     throw new ConfigError(file, '', `is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -6,13 +6,14 @@
 import { chmod, copyFile, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GitRepo } from '../adapters/git.js';
+import { installedFile } from '../adapters/install-dir.js';
 import { UsageError } from '../core/errors.js';
 
 export const HOOK_NAMES = ['post-receive', 'post-update-annex'] as const;
 const MARK = 'minipach-hook';
 const CHAINED = '.minipach-chained';
 /** One script serves as every hook: it tells them apart by the name it is run under. */
-const SOURCE = new URL('../../hooks/minipach-hook', import.meta.url).pathname;
+const SOURCE = installedFile('hooks/minipach-hook');
 
 export interface HookChange {
   readonly hook: string;

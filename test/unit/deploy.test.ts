@@ -47,7 +47,10 @@ describe('the deployment description', () => {
 
   it('builds an image from files that exist', () => {
     const dockerfile = readFileSync(`${root}Dockerfile`, 'utf8');
-    for (const m of dockerfile.matchAll(/^COPY (\S+)/gm)) for (const f of m[1]!.split(' ')) expect(existsSync(`${root}${f}`), f).toBe(true);
+    for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) for (const f of m[1]!.split(' ')) expect(existsSync(`${root}${f}`), f).toBe(true);
+    // The image runs the compiled JavaScript, built in a stage of its own.
+    expect(dockerfile).toMatch(/RUN npm ci --ignore-scripts && npm run build/);
+    expect(dockerfile).toMatch(/^COPY --from=build \/src\/dist \.\/dist$/m);
     expect(dockerfile).toMatch(/apt-get install .*git-annex datalad redis-server/);
     expect(dockerfile).toMatch(/ENTRYPOINT .*bin\/minipach\.js/);
   });

@@ -30,6 +30,7 @@ const BLOCKED = datum('x', 'blocked');
 const plan = (datums: DatumPlan[], status: PipelinePlan['status'] = 'ready'): Plan => ({
   commit: 'h'.repeat(40),
   pipelines: [{ name: 'p', file: 'p/spec.yml', status, notes: [], upstream: [], spec: SPEC, transform: TRANSFORM, datums }],
+  hashed: 0,
 });
 
 /** The names in each part of a round. */

@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (pipeline: string, dir: string, o: { spec?: string; branch?: string; json?: boolean }) => {
       const ds = await openDataset(dir, o.branch);
-      const reader = new SnapshotReader(ds.repo);
+      const reader = SnapshotReader.of(ds);
       const head = (await ds.repo.resolve(ds.ref))!;
       const snapshot = await reader.read(head);
       const specs = await reader.readSpecs(snapshot);

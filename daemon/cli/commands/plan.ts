@@ -18,9 +18,10 @@ export function register(program: Command): void {
     .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
       const ds = await openDataset(dir, o.branch);
       const warnings = o.fetch ? await fetchAllSharedResults(ds) : [];
-      const { plan, index } = await planAtHead(ds);
+      const { plan, index, planning } = await planAtHead(ds);
       const forecast = forecastPlan(plan, index, await cpuHourCost(ds, o.cpuHourCost));
-      if (o.json) out(JSON.stringify({ ...planJson(plan), forecast, warnings }, null, 2));
+      // One line: a plan of 100k datums is tens of megabytes, for programs (and jq) to read.
+      if (o.json) out(JSON.stringify({ ...planJson(plan), forecast, warnings, planning }));
       else {
         printPlan(plan);
         printForecast(forecast);

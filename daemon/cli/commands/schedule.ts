@@ -1,4 +1,3 @@
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { openDataset, type Dataset } from '../../adapters/dataset.js';
 import { MinipachError, UsageError } from '../../core/errors.js';
@@ -37,7 +36,8 @@ export function register(program: Command): void {
     .option('--json', 'print a JSON report')
     .action(async (dir: string, o: ScheduleFlags) => {
       const ds = await openDataset(dir, o.branch);
-      const bar = !o.json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'computing {bar} {value}/{total} {datum}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+      const cliProgress = !o.json && process.stderr.isTTY ? (await import('cli-progress')).default : undefined;
+      const bar = cliProgress ? new cliProgress.SingleBar({ format: 'computing {bar} {value}/{total} {datum}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
       let started = false;
       const progress: Progress = ({ done, total, datum }) => {
         if (!bar || !total) return;

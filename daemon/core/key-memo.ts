@@ -1,0 +1,73 @@
+/**
+ * Datum keys of an earlier plan, reused for datums whose inputs did not change since: a re-plan hashes
+ * only what changed. A key is reused only when all of these hold, else it is hashed again:
+ * - the pipeline's transform key, identity setting and input spec are the same (its signature);
+ * - the datum has the same name and reads the same input paths under the same input names;
+ * - no file at or below any of those paths changed between the two commits.
+ * Together they mean the datum's key would hash the same file list and content keys, so it is the same.
+ */
+import { canonicalJson, type Hashable } from './hash.js';
+import type { Datum } from './datums.js';
+import type { PipelineSpec } from './spec.js';
+
+export interface MemoPipeline {
+  /** pipelineSignature at the time. */
+  readonly signature: string;
+  /** Datum name -> the input paths it read (inputsSignature) and its key. */
+  readonly datums: ReadonlyMap<string, { readonly inputs: string; readonly key: string }>;
+}
+
+export interface KeyMemo {
+  /** Paths of files that differ between the memo's commit and the commit planned (none: the same commit). */
+  readonly changed: readonly string[];
+  readonly pipelines: ReadonlyMap<string, MemoPipeline>;
+}
+
+/** What a pipeline's datum keys depend on besides the datums' own inputs. */
+export function pipelineSignature(spec: PipelineSpec, transformKey: string): string {
+  return JSON.stringify([transformKey, spec.identity, canonicalJson(spec.input as unknown as Hashable)]);
+}
+
+/** The input names and paths a datum reads. */
+export function inputsSignature(datum: Datum): string {
+  return datum.inputs.map((i) => `${i.name}\0${i.path}`).join('\0');
+}
+
+/** Looks keys up in a memo for one plan. */
+export class KeyMemoLookup {
+  /** Every changed path and every directory above one ('' included): an input at one of them changed. */
+  private readonly touched = new Set<string>();
+
+  constructor(private readonly memo: KeyMemo) {
+    for (const p of memo.changed) {
+      this.touched.add(p);
+      for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) this.touched.add(p.slice(0, i));
+    }
+    if (memo.changed.length) this.touched.add('');
+  }
+
+  /** The memo of a pipeline, when its signature still holds. */
+  pipeline(name: string, signature: string): MemoPipeline | undefined {
+    const m = this.memo.pipelines.get(name);
+    return m?.signature === signature ? m : undefined;
+  }
+
+  /** The key remembered for `datum`, when it still holds. */
+  key(memo: MemoPipeline | undefined, datum: Datum): string | undefined {
+    const m = memo?.datums.get(datum.name);
+    if (!m || datum.inputs.some((i) => this.touched.has(i.path))) return undefined;
+    return m.inputs === inputsSignature(datum) ? m.key : undefined;
+  }
+}
+
+/** The memo a plan leaves for the next one: each ready pipeline's datum keys. */
+export function memoOfPlan(pipelines: readonly { readonly spec?: PipelineSpec; readonly transform?: { readonly key: string }; readonly datums: readonly { readonly name: string; readonly key: string; readonly datum?: Datum }[] }[]): Map<string, MemoPipeline> {
+  const out = new Map<string, MemoPipeline>();
+  for (const p of pipelines) {
+    if (!p.spec || !p.transform) continue;
+    const datums = new Map<string, { inputs: string; key: string }>();
+    for (const d of p.datums) if (d.datum && d.key) datums.set(d.name, { inputs: inputsSignature(d.datum), key: d.key });
+    out.set(p.spec.name, { signature: pipelineSignature(p.spec, p.transform.key), datums });
+  }
+  return out;
+}
