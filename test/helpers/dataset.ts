@@ -66,6 +66,13 @@ export class TestDataset {
     return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /** `plan --json`, without what it says about how it planned (cache hits differ between equal plans). */
+  async planJson(...args: string[]): Promise<Record<string, unknown>> {
+    const r = await this.minipach('plan', '--json', ...args);
+    const { planning: _how, ...plan } = JSON.parse(r.stdout) as Record<string, unknown>;
+    return plan;
+  }
+
   async scheduleJson(...args: string[]): Promise<{ exitCode: number; report: ScheduleJson; stderr: string }> {
     const r = await this.minipach('schedule', '--json', ...args);
     let report: ScheduleJson;

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datum, failures, TestDataset } from '../helpers/dataset.js';
+import { datum, failures, TestDataset, type ScheduleJson } from '../helpers/dataset.js';
 import { runCommits, startDaemon } from '../helpers/daemon.js';
 
 interface Resources {
@@ -156,7 +156,7 @@ transform:
     }
     ds.write({ 'raw/s11/x': 'subject 0\n' }); // the same content as s0: a link
     await ds.save('a duplicate');
-    const before = JSON.parse((await ds.minipach('plan', '--json')).stdout);
+    const before = await ds.planJson();
     const refBefore = await ds.git('ls-tree', '-d', '--name-only', '-r', 'refs/minipach/results');
 
     // The embedded Redis keeps its data in the state dir: removing it wipes Redis, caches and failures.
@@ -167,9 +167,9 @@ transform:
     // Every result of history, both transforms: 4 + 5 + 9 under the new one + 2 = 20.
     expect(r.stdout).toMatch(/^20 datum keys with results \(20 computed, 0 linked\).*; 20 added to refs\/minipach\/results/);
     expect(await ds.git('ls-tree', '-d', '--name-only', '-r', 'refs/minipach/results')).toBe(refBefore);
-    const after = JSON.parse((await ds.minipach('plan', '--json')).stdout);
+    const after = await ds.planJson();
     expect(after).toEqual(before);
-    expect(datum(after, 'work', 's11')).toMatchObject({ action: 'link' });
+    expect(datum(after as unknown as ScheduleJson, 'work', 's11')).toMatchObject({ action: 'link' });
 
     // The daemon on the rebuilt index: the duplicate is linked (at its start or by this schedule), nothing runs.
     const runs = (await runCommits(ds.dir)).length;

@@ -139,9 +139,9 @@ describe('schedule: a chained pipeline on a real dataset', () => {
   });
 
   it('rebuilds the result index from git history alone', async () => {
-    const before = JSON.parse((await ds.minipach('plan', '--json')).stdout);
+    const before = await ds.planJson();
     await execa('rm', ['-rf', path.join(ds.dir, '.git/minipach')]);
-    const after = JSON.parse((await ds.minipach('plan', '--json')).stdout);
+    const after = await ds.planJson();
     expect(after).toEqual(before);
     // A datum whose key exists in history is linked, not recomputed, with no local state at all.
     ds.write({ 'raw/sub-05/data.txt': 'same content\n' });
