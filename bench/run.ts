@@ -115,6 +115,12 @@ async function endToEnd(root: string, n: number, opts: { peers: boolean; loop: b
   const mine = perDatum(m.wall, 2, n);
   perDatumAt.set(n, mine);
   figures.push({ id: `e2e-wall-${n}`, figure: `end to end ${n} datums, wall, in-process -j2`, unit: 's', minipach: m.wall });
+  // Integrating the results (partly while computing, every 5 s) and the plan after the last integration.
+  const t = report.timings as { integrateSeconds: number; integrations: number; largestIntegration: { results: number; seconds: number }; lastPlanSeconds: number } | undefined;
+  if (t) {
+    figures.push({ id: `e2e-integrate-${n}`, figure: `integrating ${n} results, in ${t.integrations} integrations (largest: ${t.largestIntegration.results} results in ${t.largestIntegration.seconds.toFixed(2)} s)`, unit: 's', minipach: t.integrateSeconds });
+    figures.push({ id: `e2e-replan-${n}`, figure: `re-plan after integrating ${n} results (the schedule's last plan)`, unit: 's', minipach: t.lastPlanSeconds });
+  }
   if (opts.peers) {
     const plain = plainFiles(root, n, 'e2e-snakemake');
     const s = await measure(['snakemake', '-c2', '--quiet'], plain);

@@ -87,6 +87,7 @@ export class QueueRunner implements ComputeRunner {
         const ids = sweep ? [...pending.keys()] : [...woken].filter((id) => pending.has(id));
         woken.clear();
         if (sweep) lastSweep = Date.now();
+        const looked: { id: string; r: ComputeRequest; job: Job<DatumJobData, DatumJobResult>; outcome: ComputeOutcome }[] = [];
         for (const id of ids) {
           const r = pending.get(id)!;
           const job = await this.q.get(id).catch(() => undefined);
@@ -95,8 +96,11 @@ export class QueueRunner implements ComputeRunner {
             continue;
           }
           const outcome = outcomeOf(job, await job.getState());
-          if (!outcome) continue;
-          if (outcome.ok && !(await this.hasCommit(outcome.commit))) {
+          if (outcome) looked.push({ id, r, job, outcome });
+        }
+        const present = await this.presentCommits(looked.flatMap(({ outcome: o }) => (o.ok ? [o.commit] : [])));
+        for (const { id, r, job, outcome } of looked) {
+          if (outcome.ok && !present.has(outcome.commit)) {
             // A result whose run commit is gone (its ref was dropped after an earlier integration that
             // crashed before forgetting the job) cannot be integrated: compute it again.
             await job.remove().catch(() => undefined);
@@ -135,9 +139,14 @@ export class QueueRunner implements ComputeRunner {
     }
   }
 
-  private async hasCommit(commit: string): Promise<boolean> {
-    if (this.ds.remote && (await this.ds.repo.resolve(commit)) === undefined) await fetchRunRefs(this.ds).catch(() => undefined);
-    return (await this.ds.repo.resolve(commit)) !== undefined;
+  /** Which of the run commits are here (fetched from the remote first when some are not): one git process, not one per result. */
+  private async presentCommits(commits: readonly string[]): Promise<Set<string>> {
+    if (!commits.length) return new Set();
+    const here = async () => new Set((await this.ds.repo.objectSizes(commits)).keys());
+    const found = await here();
+    if (found.size === commits.length || !this.ds.remote) return found;
+    await fetchRunRefs(this.ds).catch(() => undefined);
+    return here();
   }
 
   /**

@@ -26,10 +26,21 @@ export interface ScheduleReport {
   readonly branch: string;
   readonly head: string;
   readonly seconds: number;
+  /** Where the time went besides computing: planning (all plans, and the last one, after the last integration) and integrating. */
+  readonly timings?: Timings;
   readonly pipelines: readonly { name: string; status: string; error?: string; notes: readonly string[]; datums: DatumOutcome[] }[];
   readonly counts: { computed: number; linked: number; skipped: number; removed: number; failed: number; blocked: number };
   readonly errors: readonly string[];
   readonly warnings: readonly string[];
+}
+
+export interface Timings {
+  planSeconds: number;
+  lastPlanSeconds: number;
+  integrateSeconds: number;
+  integrations: number;
+  /** The integration of the most results at once. */
+  largestIntegration: { results: number; seconds: number };
 }
 
 /** A datum's outcome, from its plan entry and what became of it. */
@@ -60,7 +71,7 @@ export class Outcomes {
   }
 }
 
-export function scheduleReport(ds: Dataset, { plan, head }: PlanAtHead, outcomes: Outcomes, warnings: readonly string[], started: number): ScheduleReport {
+export function scheduleReport(ds: Dataset, { plan, head }: PlanAtHead, outcomes: Outcomes, warnings: readonly string[], started: number, timings?: Timings): ScheduleReport {
   const pipelines = plan.pipelines.map((p) => {
     const datums: DatumOutcome[] = [];
     const seen = new Set<string>();
@@ -81,6 +92,7 @@ export function scheduleReport(ds: Dataset, { plan, head }: PlanAtHead, outcomes
     branch: ds.branch,
     head,
     seconds: (Date.now() - started) / 1000,
+    timings,
     pipelines,
     counts: {
       computed: count('compute'),

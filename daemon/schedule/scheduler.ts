@@ -17,7 +17,7 @@ import { syncBranch } from '../results/branch.js';
 import { Committer, type ComputedResult } from '../results/committer.js';
 import { ResultStore } from '../results/index-store.js';
 import { planAtHead, type PlanAtHead } from './plan-at-head.js';
-import { outcomeOf, Outcomes, scheduleReport, type ScheduleReport } from './report.js';
+import { outcomeOf, Outcomes, scheduleReport, type ScheduleReport, type Timings } from './report.js';
 
 export interface ScheduleOptions {
   /** Compute jobs (native: batches) run at once by the default LocalRunner. @defaultValue 1 */
@@ -46,7 +46,10 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
   for (;;) {
     const syncWarning = await syncBranch(ds);
     if (syncWarning) s.warnings.push(syncWarning);
+    const planStart = Date.now();
     last = await planAtHead(ds, s.reader, s.store);
+    s.timings.lastPlanSeconds = (Date.now() - planStart) / 1000;
+    s.timings.planSeconds += s.timings.lastPlanSeconds;
     const round = decideRound(last.plan, { failed: s.failedKeys, computed: new Set(s.fresh.keys()) });
     if (!round) break;
     try {
@@ -58,7 +61,7 @@ export async function schedule(ds: Dataset, opts: ScheduleOptions = {}): Promise
     moves = 0;
   }
   await s.runner.finished?.(last.plan);
-  return scheduleReport(ds, last, s.outcomes, s.warnings, started);
+  return scheduleReport(ds, last, s.outcomes, s.warnings, started, s.timings);
 }
 
 type FreshResult = Omit<ComputedResult, 'plan'>;
@@ -71,6 +74,7 @@ class Scheduling {
   readonly outcomes = new Outcomes();
   readonly failedKeys = new Set<string>();
   readonly warnings: string[] = [];
+  readonly timings: Timings = { planSeconds: 0, lastPlanSeconds: 0, integrateSeconds: 0, integrations: 0, largestIntegration: { results: 0, seconds: 0 } };
   /**
    * Results computed but not yet on the branch, by resultId: when the branch moves under the committer,
    * the next plan says which of them still hold, and those are integrated without recomputing.
@@ -148,6 +152,17 @@ class Scheduling {
 
   /** Puts results, links and removals on the branch on top of `tip`; returns the new tip. */
   private async integrate(tip: string, computed: ComputedResult[], links: readonly LinkWork[], removals: readonly DatumWork[]): Promise<string> {
+    const started = Date.now();
+    const head = await this.integrateNow(tip, computed, links, removals);
+    const seconds = (Date.now() - started) / 1000;
+    const results = computed.length + links.length + removals.length;
+    this.timings.integrateSeconds += seconds;
+    this.timings.integrations++;
+    if (results > this.timings.largestIntegration.results) this.timings.largestIntegration = { results, seconds };
+    return head;
+  }
+
+  private async integrateNow(tip: string, computed: ComputedResult[], links: readonly LinkWork[], removals: readonly DatumWork[]): Promise<string> {
     const integrated = await this.committer.integrate(
       tip,
       computed,
