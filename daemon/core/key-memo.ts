@@ -3,10 +3,13 @@
  * only what changed. A key is reused only when all of these hold, else it is hashed again:
  * - the pipeline's transform key, identity setting and input spec are the same (its signature);
  * - the datum has the same name and reads the same input paths under the same input names;
- * - no file at or below any of those paths changed between the two commits.
+ * - no file at or below any of those paths changed between the two commits, and no marker of an upstream
+ *   datum whose outputs lie there (markers decide which outputs are seen);
+ * - the key version is the same.
  * Together they mean the datum's key would hash the same file list and content keys, so it is the same.
  */
-import { canonicalJson, type Hashable } from './hash.js';
+import { canonicalJson, KEY_VERSION, type Hashable } from './hash.js';
+import { datumNameOfMarker, outputDir } from './identity.js';
 import type { Datum } from './datums.js';
 import type { PipelineSpec } from './spec.js';
 
@@ -25,7 +28,7 @@ export interface KeyMemo {
 
 /** What a pipeline's datum keys depend on besides the datums' own inputs. */
 export function pipelineSignature(spec: PipelineSpec, transformKey: string): string {
-  return JSON.stringify([transformKey, spec.identity, canonicalJson(spec.input as unknown as Hashable)]);
+  return JSON.stringify([KEY_VERSION, transformKey, spec.identity, canonicalJson(spec.input as unknown as Hashable)]);
 }
 
 /** The input names and paths a datum reads. */
@@ -39,9 +42,17 @@ export class KeyMemoLookup {
   private readonly touched = new Set<string>();
 
   constructor(private readonly memo: KeyMemo) {
-    for (const p of memo.changed) {
+    const touch = (p: string) => {
       this.touched.add(p);
       for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) this.touched.add(p.slice(0, i));
+    };
+    for (const p of memo.changed) {
+      touch(p);
+      // A pipeline's outputs are seen downstream only where its markers say so: a marker that came or went
+      // changes what a datum reading that output directory sees, even when no file under it changed.
+      const pipeline = p.slice(0, p.indexOf('/'));
+      const datum = pipeline ? datumNameOfMarker(pipeline, p) : undefined;
+      if (datum !== undefined) touch(outputDir(pipeline, datum));
     }
     if (memo.changed.length) this.touched.add('');
   }
