@@ -13,7 +13,7 @@ import { comparableAnnexKey, gitContentKey } from '../core/content-key.js';
 import type { MemoPipeline } from '../core/key-memo.js';
 import type { TreeEntry } from '../core/tree.js';
 
-const FORMAT = 'minipach-snapshot/1';
+const FORMAT = 'minipach-snapshot/2';
 
 /** Snapshots kept: the last few commits planned (a re-plan, a branch and its base, a rebase). */
 const KEEP = 3;
@@ -89,7 +89,7 @@ export class SnapshotCache {
     const body = checkedBody(commit, text);
     let memo: Map<string, MemoPipeline> | undefined;
     try {
-      if (body !== undefined) memo = new Map((JSON.parse(body) as [string, string, [string, string, string][]][]).map(([name, signature, rows]) => [name, { signature, datums: new Map(rows.map(([d, inputs, key]) => [d, { inputs, key }])) }]));
+      if (body !== undefined) memo = new Map((JSON.parse(body) as [string, string, [string, string, string, string?][]][]).map(([name, signature, rows]) => [name, { signature, datums: new Map(rows.map(([d, inputs, key, marker]) => [d, marker ? { inputs, key, marker } : { inputs, key }])) }]));
     } catch {
       memo = undefined;
     }
@@ -101,7 +101,7 @@ export class SnapshotCache {
   }
 
   async saveKeys(commit: string, memo: ReadonlyMap<string, MemoPipeline>): Promise<void> {
-    const body = JSON.stringify([...memo].map(([name, m]) => [name, m.signature, [...m.datums].map(([d, { inputs, key }]) => [d, inputs, key])]));
+    const body = JSON.stringify([...memo].map(([name, m]) => [name, m.signature, [...m.datums].map(([d, { inputs, key, marker }]) => (marker ? [d, inputs, key, marker] : [d, inputs, key]))]));
     await this.writeAtomically(`${commit}.keys`, `${JSON.stringify({ format: FORMAT, commit, count: memo.size, sha256: sha256(body) })}\n${body}`);
   }
 

@@ -43,8 +43,9 @@ export class SnapshotReader {
   async keyMemo(commit: string): Promise<KeyMemo | undefined> {
     const how = this.howRead;
     if (!this.cache || how?.commit !== commit || how.source === 'read') return undefined;
-    const pipelines = await this.cache.loadKeys(how.base ?? commit);
-    return pipelines && { changed: how.changed, pipelines };
+    const from = how.base ?? commit;
+    const pipelines = await this.cache.loadKeys(from);
+    return pipelines && { commit: from, changed: how.changed, pipelines };
   }
 
   /** Keeps a plan's datum keys for the next plan (see core/key-memo.ts). */

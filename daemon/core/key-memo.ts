@@ -13,14 +13,22 @@ import { datumNameOfMarker, outputDir } from './identity.js';
 import type { Datum } from './datums.js';
 import type { PipelineSpec } from './spec.js';
 
+export interface MemoDatum {
+  readonly inputs: string;
+  readonly key: string;
+  readonly marker?: string;
+}
+
 export interface MemoPipeline {
   /** pipelineSignature at the time. */
   readonly signature: string;
-  /** Datum name -> the input paths it read (inputsSignature) and its key. */
-  readonly datums: ReadonlyMap<string, { readonly inputs: string; readonly key: string }>;
+  /** Datum name -> the input paths it read (inputsSignature), its key, and its marker's blob id when it was current. */
+  readonly datums: ReadonlyMap<string, MemoDatum>;
 }
 
 export interface KeyMemo {
+  /** The commit whose plan left it. */
+  readonly commit: string;
   /** Paths of files that differ between the memo's commit and the commit planned (none: the same commit). */
   readonly changed: readonly string[];
   readonly pipelines: ReadonlyMap<string, MemoPipeline>;
@@ -63,21 +71,35 @@ export class KeyMemoLookup {
     return m?.signature === signature ? m : undefined;
   }
 
-  /** The key remembered for `datum`, when it still holds. */
-  key(memo: MemoPipeline | undefined, datum: Datum): string | undefined {
+  /** The key remembered for `datum` (with its marker blob id, if known), when it still holds. */
+  entry(memo: MemoPipeline | undefined, datum: Datum): { key: string; marker?: string } | undefined {
     const m = memo?.datums.get(datum.name);
     if (!m || datum.inputs.some((i) => this.touched.has(i.path))) return undefined;
-    return m.inputs === inputsSignature(datum) ? m.key : undefined;
+    return m.inputs === inputsSignature(datum) ? { key: m.key, marker: m.marker } : undefined;
+  }
+
+  key(memo: MemoPipeline | undefined, datum: Datum): string | undefined {
+    return this.entry(memo, datum)?.key;
   }
 }
 
-/** The memo a plan leaves for the next one: each ready pipeline's datum keys. */
-export function memoOfPlan(pipelines: readonly { readonly spec?: PipelineSpec; readonly transform?: { readonly key: string }; readonly datums: readonly { readonly name: string; readonly key: string; readonly datum?: Datum }[] }[]): Map<string, MemoPipeline> {
+/**
+ * The memo a plan leaves for the next one: each ready pipeline's datum keys, and for the datums it found
+ * current, their marker's blob id (from `markerOids`, the snapshot's; equal to the key's by that finding).
+ */
+export function memoOfPlan(
+  pipelines: readonly { readonly spec?: PipelineSpec; readonly transform?: { readonly key: string }; readonly datums: readonly { readonly name: string; readonly key: string; readonly action: string; readonly marker: string; readonly datum?: Datum }[] }[],
+  markerOids?: ReadonlyMap<string, { readonly oid: string }>,
+): Map<string, MemoPipeline> {
   const out = new Map<string, MemoPipeline>();
   for (const p of pipelines) {
     if (!p.spec || !p.transform) continue;
-    const datums = new Map<string, { inputs: string; key: string }>();
-    for (const d of p.datums) if (d.datum && d.key) datums.set(d.name, { inputs: inputsSignature(d.datum), key: d.key });
+    const datums = new Map<string, MemoDatum>();
+    for (const d of p.datums) {
+      if (!d.datum || !d.key) continue;
+      const marker = d.action === 'skip' ? markerOids?.get(d.marker)?.oid : undefined;
+      datums.set(d.name, { inputs: inputsSignature(d.datum), key: d.key, ...(marker ? { marker } : {}) });
+    }
     out.set(p.spec.name, { signature: pipelineSignature(p.spec, p.transform.key), datums });
   }
   return out;

@@ -158,10 +158,10 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   const plans: DatumPlan[] = [];
   const current = new Set<string>();
   const memo = ctx.keys.memo?.pipeline(spec.name, pipelineSignature(spec, transform.key));
-  const keyOf = (datum: Datum) => ctx.keys.memo?.key(memo, datum) ?? (ctx.keys.hashed++, datumKey(transform.key, datum, spec.identity));
+  const keyOf = (datum: Datum) => ctx.keys.memo?.entry(memo, datum) ?? { key: (ctx.keys.hashed++, datumKey(transform.key, datum, spec.identity)), marker: undefined };
   for (const datum of datums) {
     current.add(datum.name);
-    const key = keyOf(datum);
+    const { key, marker: rememberedMarker } = keyOf(datum);
     const base = { pipeline: spec.name, name: datum.name, key, outputDir: outputDir(spec.name, datum.name), marker: markerPath(spec.name, datum.name), datum };
     const waitingOn = unsettled.find((u) => reads(datum, u.dir));
     if (waitingOn) {
@@ -170,7 +170,9 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
       continue;
     }
     const markerEntry = snapshot.byPath.get(base.marker);
-    if (markerEntry?.oid === markerOid(spec.name, datum.name, key)) {
+    // The marker blob of this key: remembered when the memo's plan found the datum current (same key,
+    // same blob), else hashed.
+    if (markerEntry && markerEntry.oid === (rememberedMarker ?? markerOid(spec.name, datum.name, key))) {
       plans.push({ ...base, action: 'skip', reason: 'outputs are current' });
       continue;
     }

@@ -182,7 +182,10 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
 /** A successful outcome once its result is handed on (a worker's hand-in), or failed for not getting there. */
 async function handedIn(job: ComputeJob, outcome: ComputeOutcome, hooks: ComputeHooks): Promise<ComputeOutcome> {
   if (!outcome.ok || !hooks.handIn) return outcome;
-  const changes: TreeChange[] = [{ path: job.outputDir, remove: true }, ...outcome.outputs.map((f) => ({ path: f.path, mode: f.mode, content: f.content! }))];
+  // A root datum's directory is its pipeline's: spec.yml and the bookkeeping dir stay (the committer, not
+  // this commit's tree, decides what the branch gets; the run commit carries the blobs and the record).
+  const clear: TreeChange[] = job.outputDir === job.spec.name ? [] : [{ path: job.outputDir, remove: true }];
+  const changes: TreeChange[] = [...clear, ...outcome.outputs.map((f) => ({ path: f.path, mode: f.mode, content: f.content! }))];
   const write = { from: job.baseCommit, changes, message: formatDataladRunMessage(jobLabel(job), outcome.record) };
   try {
     return { ...outcome, commit: await hooks.handIn(job, { run: { write }, annexKeys: annexKeysOf(outcome.outputs) }) };

@@ -26,7 +26,8 @@ export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), st
   const snapshot = await reader.read(head);
   const [specs, index, memo] = await Promise.all([reader.readSpecs(snapshot), store.load(head), reader.keyMemo(head)]);
   const plan = planDataset({ snapshot, specs, index, memo });
-  if (plan.hashed || !memo) await reader.keepKeys(head, memoOfPlan(plan.pipelines));
+  // Kept for this commit when it has none yet, or when keys were hashed (new datums, changed inputs).
+  if (plan.hashed || memo?.commit !== head) await reader.keepKeys(head, memoOfPlan(plan.pipelines, snapshot.byPath));
   const sources = plan.pipelines.flatMap((p) => p.datums).flatMap((d) => (d.action === 'link' && d.source && !('pending' in d.source) ? [d.source] : []));
   const unavailable = await unavailableResults(ds, sources, reader);
   const planning = { snapshot: reader.howRead?.commit === head ? reader.howRead.source : 'read', hashed: plan.hashed };

@@ -18,12 +18,25 @@ const keysOf = (p: ReturnType<typeof planOf>) => p.pipelines.flatMap((x) => x.da
 
 describe('the datum-key memo', () => {
   const first = planOf(raw, { count: COUNT, summary: SUMMARY });
-  const memo = (changed: string[]): KeyMemo => ({ changed, pipelines: memoOfPlan(first.pipelines) });
+  const memo = (changed: string[]): KeyMemo => ({ commit: 'c'.repeat(40), changed, pipelines: memoOfPlan(first.pipelines) });
 
   it('the same commit: every key from the memo, the plan unchanged', () => {
     const again = planOf(raw, { count: COUNT, summary: SUMMARY }, memo([]));
     expect(again.hashed).toBe(0);
     expect(keysOf(again)).toEqual(keysOf(first));
+  });
+
+  it('datums found current: their marker blob ids are remembered too, and the re-plan still finds them current', () => {
+    const count = first.pipelines.find((p) => p.name === 'count')!;
+    const markers = count.datums.map((d): [string, string, string] => ['count', d.name, d.key]);
+    const snapshot = fakeSnapshot(raw, markers);
+    const current = planDataset({ snapshot, specs: specs({ count: COUNT }), index: EMPTY_INDEX });
+    expect(current.pipelines[0]!.datums.every((d) => d.action === 'skip')).toBe(true);
+    const remembered = memoOfPlan(current.pipelines, snapshot.byPath);
+    for (const [name, d] of remembered.get('count')!.datums) expect(d.marker).toBe(snapshot.byPath.get(`count/.minipach/datums/${name}.datum`)!.oid);
+    const again = planDataset({ snapshot, specs: specs({ count: COUNT }), index: EMPTY_INDEX, memo: { commit: snapshot.commit, changed: [], pipelines: remembered } });
+    expect(again.hashed).toBe(0);
+    expect(keysOf(again)).toEqual(keysOf(current));
   });
 
   it('one file changed: its datum is hashed again, the rest reused, and the plan equals a plan without memo', () => {
@@ -50,6 +63,7 @@ describe('the datum-key memo', () => {
     // Markers decide which of a pipeline's outputs are seen downstream: one that came (or went) changes
     // what a datum reading count/sub-01 sees, though no file under count/sub-01 changed.
     const lookup = new KeyMemoLookup({
+      commit: 'c'.repeat(40),
       changed: ['count/.minipach/datums/sub-01.datum'],
       pipelines: new Map([['summary', { signature: 's', datums: new Map([['sub-01', { inputs: 'count\0count/sub-01', key: 'k1' }], ['sub-02', { inputs: 'count\0count/sub-02', key: 'k2' }]]) }]]),
     });
