@@ -15,7 +15,9 @@ describe('installed with npm', () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('npm pack + npm install -g: the bin runs from anywhere, compiled', async () => {
-    const packed = await execa('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: ROOT });
+    // dist/ is built already (the tests' global set-up); packing without scripts keeps `prepare` from
+    // rebuilding it under the feet of tests running the CLI at the same time.
+    const packed = await execa('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', tmp], { cwd: ROOT });
     const tarball = path.join(tmp, packed.stdout.trim().split('\n').pop()!);
     const listing = (await execa('tar', ['-tzf', tarball])).stdout.split('\n');
     expect(listing).toContain('package/dist/daemon/cli/main.js');
