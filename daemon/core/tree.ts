@@ -97,3 +97,27 @@ export function normalizeDatasetPath(p: string): string | undefined {
   }
   return parts.join('/');
 }
+
+/**
+ * The fewest directories that cover every one of `paths` and hold none of `writable`: for each path, its
+ * highest ancestor (below the root) that neither holds nor lies in a writable path, else the path itself.
+ * A batch's inputs (`raw/s1` ... `raw/s50`) become one read-only mount (`raw`) instead of fifty.
+ */
+export function coveringDirs(paths: readonly string[], writable: readonly string[]): string[] {
+  const clear = (q: string) => !writable.some((w) => isAtOrBelow(w, q) || isAtOrBelow(q, w));
+  const chosen = new Set<string>();
+  for (const p of paths) {
+    let q = p;
+    for (let i = p.indexOf('/'); ; i = p.indexOf('/', i + 1)) {
+      const candidate = i < 0 ? p : p.slice(0, i);
+      if (clear(candidate)) {
+        q = candidate;
+        break;
+      }
+      if (i < 0) break;
+    }
+    chosen.add(q);
+  }
+  const all = [...chosen].sort();
+  return all.filter((p) => !all.some((q) => q !== p && isAtOrBelow(p, q)));
+}

@@ -21,7 +21,7 @@ import { gitBlobOid } from '../core/hash.js';
 import { datumOutputs } from '../core/identity.js';
 import { formatDataladRunMessage, type DataladRunRecord } from '../core/record.js';
 import type { ResourceUsage } from '../core/result-index.js';
-import { MODE_SYMLINK } from '../core/tree.js';
+import { coveringDirs, MODE_SYMLINK } from '../core/tree.js';
 import { guardInputs } from './input-guard.js';
 import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome, type OutputEntry } from './outcome.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
@@ -99,7 +99,7 @@ async function getInputsContent(dir: string, jobs: readonly ComputeJob[]): Promi
 
 /**
  * The batch's mount namespace, where it may have one: the annex object store, and every input path and
- * `code` path of the batch's datums, read-only. Its commands cannot write to any input, `code` file or
+ * `code` path of the batch's datums, read-only (by the highest directories that hold no output). Its commands cannot write to any input, `code` file or
  * annexed content, even as root; they may write anywhere else (scratch files at the root, as with `datalad
  * run`). Everything else (git-annex adding outputs) runs outside. A datum whose inputs are in subdatasets
  * (installed later, per datum) gets read-only mounts of its own instead (input-guard.ts).
@@ -111,7 +111,8 @@ async function readOnlySandbox(ds: Dataset, dir: string, jobs: readonly ComputeJ
   const paths = new Set<string>();
   for (const j of jobs) for (const p of [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code]) paths.add(p);
   const readOnly: string[] = [objects];
-  for (const p of [...paths].sort()) {
+  // Two mount processes a path: the inputs' common directories, not each input (the outputs stay writable).
+  for (const p of coveringDirs([...paths], jobs.map((j) => j.outputDir))) {
     const st = await lstat(path.join(dir, p)).catch(() => undefined);
     // Annex links lead into the object store, read-only already; paths with a newline cannot be listed.
     if (st && !st.isSymbolicLink() && !p.includes('\n')) readOnly.push(path.join(dir, p));
