@@ -34,9 +34,6 @@ export interface CachedSnapshot {
 }
 
 export class SnapshotCache {
-  /** Called when a cache file was found damaged (and dropped). */
-  onDamaged?: (file: string, why: string) => void;
-
   constructor(readonly dir: string) {}
 
   private file(commit: string): string {
@@ -49,10 +46,10 @@ export class SnapshotCache {
     const file = this.file(commit);
     const text = await readFile(file, 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
+    // Damaged (the reason is in `entries`): dropped, and the commit is read from git again.
     const entries = decode(commit, text);
     if (typeof entries === 'string') {
       await rm(file, { force: true });
-      this.onDamaged?.(file, entries);
       return undefined;
     }
     // Most recently used first when a base for a new commit is looked for.
@@ -93,10 +90,7 @@ export class SnapshotCache {
     } catch {
       memo = undefined;
     }
-    if (!memo) {
-      await rm(file, { force: true });
-      this.onDamaged?.(file, 'its checksum or shape does not match');
-    }
+    if (!memo) await rm(file, { force: true });
     return memo;
   }
 
@@ -123,31 +117,32 @@ export class SnapshotCache {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-/** The body of a cache file whose header names this format and commit and whose checksum matches. */
-function checkedBody(commit: string, text: string): string | undefined {
+/** The header and body of a cache file whose header names this format and commit and whose checksum matches. */
+function checked(commit: string, text: string): { header: Header; body: string } | undefined {
   const nl = text.indexOf('\n');
   if (nl < 0) return undefined;
   try {
     const header = JSON.parse(text.slice(0, nl)) as Header;
     const body = text.slice(nl + 1);
-    return header.format === FORMAT && header.commit === commit && sha256(body) === header.sha256 ? body : undefined;
+    return header.format === FORMAT && header.commit === commit && sha256(body) === header.sha256 ? { header, body } : undefined;
   } catch {
     return undefined;
   }
 }
 
+const checkedBody = (commit: string, text: string): string | undefined => checked(commit, text)?.body;
+
 /** The entries of a cache file, or why it cannot be trusted. */
 function decode(commit: string, text: string): TreeEntry[] | string {
-  const body = checkedBody(commit, text);
-  if (body === undefined) return 'its header or checksum does not match';
+  const file = checked(commit, text);
+  if (!file) return 'its header or checksum does not match';
   let rows: unknown;
   try {
-    rows = JSON.parse(body);
+    rows = JSON.parse(file.body);
   } catch (e) {
     return `it does not parse (${(e as Error).message})`;
   }
-  const count = (JSON.parse(text.slice(0, text.indexOf('\n'))) as Header).count;
-  if (!Array.isArray(rows) || rows.length !== count) return 'its entry count does not match';
+  if (!Array.isArray(rows) || rows.length !== file.header.count) return 'its entry count does not match';
   const entries: TreeEntry[] = [];
   for (const row of rows as unknown[]) {
     if (!Array.isArray(row) || typeof row[0] !== 'string' || typeof row[1] !== 'string' || typeof row[2] !== 'string' || (row[3] !== null && typeof row[3] !== 'string')) return 'an entry is malformed';
