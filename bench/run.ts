@@ -53,6 +53,11 @@ const figures: Figure[] = [];
 const log = (s: string) => process.stderr.write(s + '\n');
 
 async function planning(root: string, sizes: number[], repeats: number, snakeUpTo: number) {
+  // Start-up of the compiled bin, which every command pays.
+  const helps: number[] = [];
+  for (let r = 0; r < 3; r++) helps.push((await measure(['node', BIN, '--help'], root)).wall);
+  const help = median(helps);
+  figures.push({ id: 'help', figure: 'minipach --help (start-up)', unit: 's', minipach: help, target: '< 0.15 s', met: help < 0.15 });
   for (const n of sizes) {
     log(`planning: ${n} datums`);
     const ds = await planningDataset(root, n);

@@ -21,6 +21,9 @@ const KEEP = 3;
 /** One entry as stored: [path, mode, blob id, annex key or null]; the content key is derived again on load. */
 type Row = [string, string, string, string | null];
 
+/** One pipeline of a key memo as stored: [name, signature, [datum, inputs, key, marker?][]]. */
+type KeysRow = [string, string, [string, string, string, string?][]];
+
 interface Header {
   readonly format: string;
   readonly commit: string;
@@ -42,19 +45,10 @@ export class SnapshotCache {
 
   /** The cached entries of `commit`, or undefined (not cached, or damaged: then the file is gone). */
   async load(commit: string): Promise<TreeEntry[] | undefined> {
-    if (!/^[0-9a-f]{40,64}$/.test(commit)) return undefined;
-    const file = this.file(commit);
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) return undefined;
-    // Damaged (the reason is in `entries`): dropped, and the commit is read from git again.
-    const entries = decode(commit, text);
-    if (typeof entries === 'string') {
-      await rm(file, { force: true });
-      return undefined;
-    }
+    const entries = await this.readChecked(`${commit}.snapshot`, commit, decodeEntries);
     // Most recently used first when a base for a new commit is looked for.
     const now = new Date();
-    await utimes(file, now, now).catch(() => undefined);
+    if (entries) await utimes(this.file(commit), now, now).catch(() => undefined);
     return entries;
   }
 
@@ -69,9 +63,7 @@ export class SnapshotCache {
 
   /** Caches `entries` (sorted, as in a snapshot) for `commit`, keeping the last few commits. */
   async save(commit: string, entries: readonly TreeEntry[]): Promise<void> {
-    const body = JSON.stringify(entries.map((e): Row => [e.path, e.mode, e.oid, e.annexKey ?? null]));
-    const header: Header = { format: FORMAT, commit, count: entries.length, sha256: sha256(body) };
-    await this.writeAtomically(`${commit}.snapshot`, `${JSON.stringify(header)}\n${body}`);
+    await this.writeChecked(`${commit}.snapshot`, commit, entries.map((e): Row => [e.path, e.mode, e.oid, e.annexKey ?? null]));
     for (const old of (await this.listed()).slice(KEEP)) {
       await rm(this.file(old.commit), { force: true });
       await rm(path.join(this.dir, `${old.commit}.keys`), { force: true });
@@ -79,31 +71,46 @@ export class SnapshotCache {
   }
 
   /** The datum keys a plan of `commit` left (see core/key-memo.ts), or undefined (none, or damaged: dropped). */
-  async loadKeys(commit: string): Promise<Map<string, MemoPipeline> | undefined> {
-    const file = path.join(this.dir, `${commit}.keys`);
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) return undefined;
-    const body = checkedBody(commit, text);
-    let memo: Map<string, MemoPipeline> | undefined;
-    try {
-      if (body !== undefined) memo = new Map((JSON.parse(body) as [string, string, [string, string, string, string?][]][]).map(([name, signature, rows]) => [name, { signature, datums: new Map(rows.map(([d, inputs, key, marker]) => [d, marker ? { inputs, key, marker } : { inputs, key }])) }]));
-    } catch {
-      memo = undefined;
-    }
-    if (!memo) await rm(file, { force: true });
-    return memo;
+  loadKeys(commit: string): Promise<Map<string, MemoPipeline> | undefined> {
+    return this.readChecked(`${commit}.keys`, commit, decodeKeys);
   }
 
   async saveKeys(commit: string, memo: ReadonlyMap<string, MemoPipeline>): Promise<void> {
-    const body = JSON.stringify([...memo].map(([name, m]) => [name, m.signature, [...m.datums].map(([d, { inputs, key, marker }]) => (marker ? [d, inputs, key, marker] : [d, inputs, key]))]));
-    await this.writeAtomically(`${commit}.keys`, `${JSON.stringify({ format: FORMAT, commit, count: memo.size, sha256: sha256(body) })}\n${body}`);
+    await this.writeChecked(`${commit}.keys`, commit, [...memo].map(([name, m]): KeysRow => [name, m.signature, [...m.datums].map(([d, { inputs, key, marker }]) => (marker ? [d, inputs, key, marker] : [d, inputs, key]))]));
   }
 
-  private async writeAtomically(name: string, text: string): Promise<void> {
+  /**
+   * A cache file's rows, decoded: only when its header names this format and commit, its checksum and row
+   * count match, and every row decodes. Anything else is dropped, and undefined returned.
+   */
+  private async readChecked<T>(name: string, commit: string, decode: (rows: unknown[]) => T | undefined): Promise<T | undefined> {
+    if (!/^[0-9a-f]{40,64}$/.test(commit)) return undefined;
+    const file = path.join(this.dir, name);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    let decoded: T | undefined;
+    try {
+      const nl = text.indexOf('\n');
+      const header = JSON.parse(text.slice(0, nl)) as Header;
+      const body = text.slice(nl + 1);
+      if (nl > 0 && header.format === FORMAT && header.commit === commit && sha256(body) === header.sha256) {
+        const rows: unknown = JSON.parse(body);
+        if (Array.isArray(rows) && rows.length === header.count) decoded = decode(rows);
+      }
+    } catch {
+      decoded = undefined;
+    }
+    if (decoded === undefined) await rm(file, { force: true });
+    return decoded;
+  }
+
+  /** Writes rows under a header with their count and checksum; aside and renamed, so a reader never sees half a file. */
+  private async writeChecked(name: string, commit: string, rows: readonly unknown[]): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    // Written aside and renamed: a reader never sees half a file.
+    const body = JSON.stringify(rows);
+    const header: Header = { format: FORMAT, commit, count: rows.length, sha256: sha256(body) };
     const tmp = path.join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
-    await writeFile(tmp, text);
+    await writeFile(tmp, `${JSON.stringify(header)}\n${body}`);
     await rename(tmp, path.join(this.dir, name));
   }
 
@@ -117,37 +124,25 @@ export class SnapshotCache {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-/** The header and body of a cache file whose header names this format and commit and whose checksum matches. */
-function checked(commit: string, text: string): { header: Header; body: string } | undefined {
-  const nl = text.indexOf('\n');
-  if (nl < 0) return undefined;
-  try {
-    const header = JSON.parse(text.slice(0, nl)) as Header;
-    const body = text.slice(nl + 1);
-    return header.format === FORMAT && header.commit === commit && sha256(body) === header.sha256 ? { header, body } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const checkedBody = (commit: string, text: string): string | undefined => checked(commit, text)?.body;
-
-/** The entries of a cache file, or why it cannot be trusted. */
-function decode(commit: string, text: string): TreeEntry[] | string {
-  const file = checked(commit, text);
-  if (!file) return 'its header or checksum does not match';
-  let rows: unknown;
-  try {
-    rows = JSON.parse(file.body);
-  } catch (e) {
-    return `it does not parse (${(e as Error).message})`;
-  }
-  if (!Array.isArray(rows) || rows.length !== file.header.count) return 'its entry count does not match';
+/** A snapshot's rows as entries, or undefined when one is malformed. */
+function decodeEntries(rows: unknown[]): TreeEntry[] | undefined {
   const entries: TreeEntry[] = [];
-  for (const row of rows as unknown[]) {
-    if (!Array.isArray(row) || typeof row[0] !== 'string' || typeof row[1] !== 'string' || typeof row[2] !== 'string' || (row[3] !== null && typeof row[3] !== 'string')) return 'an entry is malformed';
+  for (const row of rows) {
+    if (!Array.isArray(row) || typeof row[0] !== 'string' || typeof row[1] !== 'string' || typeof row[2] !== 'string' || (row[3] !== null && typeof row[3] !== 'string')) return undefined;
     const [p, mode, oid, annexKey] = row as Row;
     entries.push(annexKey ? { path: p, mode, oid, contentKey: comparableAnnexKey(annexKey), annexKey } : { path: p, mode, oid, contentKey: gitContentKey(oid) });
   }
   return entries;
+}
+
+/** A key memo's rows (one per pipeline), or undefined when one is malformed. */
+function decodeKeys(rows: unknown[]): Map<string, MemoPipeline> | undefined {
+  const memo = new Map<string, MemoPipeline>();
+  for (const row of rows) {
+    if (!Array.isArray(row) || typeof row[0] !== 'string' || typeof row[1] !== 'string' || !Array.isArray(row[2])) return undefined;
+    const [name, signature, datums] = row as KeysRow;
+    if (!datums.every((d) => Array.isArray(d) && d.length >= 3 && d.every((x) => typeof x === 'string'))) return undefined;
+    memo.set(name, { signature, datums: new Map(datums.map(([d, inputs, key, marker]) => [d, marker ? { inputs, key, marker } : { inputs, key }])) });
+  }
+  return memo;
 }

@@ -41,17 +41,23 @@ export class SnapshotReader {
 
   /** The datum keys a plan of this commit (or of the one it was read from) left, with the files changed since. */
   async keyMemo(commit: string): Promise<KeyMemo | undefined> {
+    // A plan of this very commit in this process (the daemon plans a commit several times): no file read.
+    if (this.kept?.commit === commit) return { commit, changed: [], pipelines: this.kept.pipelines };
     const how = this.howRead;
     if (!this.cache || how?.commit !== commit || how.source === 'read') return undefined;
     const from = how.base ?? commit;
     const pipelines = await this.cache.loadKeys(from);
+    if (pipelines && from === commit) this.kept = { commit, pipelines };
     return pipelines && { commit: from, changed: how.changed, pipelines };
   }
 
-  /** Keeps a plan's datum keys for the next plan (see core/key-memo.ts). */
-  async keepKeys(commit: string, memo: ReadonlyMap<string, MemoPipeline>): Promise<void> {
-    if (this.cache && this.howRead?.commit === commit) await this.cache.saveKeys(commit, memo);
+  /** Keeps a plan's datum keys for the next plan, here and in the cache (see core/key-memo.ts). */
+  async keepKeys(commit: string, pipelines: ReadonlyMap<string, MemoPipeline>): Promise<void> {
+    this.kept = { commit, pipelines };
+    if (this.cache && this.howRead?.commit === commit) await this.cache.saveKeys(commit, pipelines);
   }
+
+  private kept?: { readonly commit: string; readonly pipelines: ReadonlyMap<string, MemoPipeline> };
 
   private async readWhole(commit: string): Promise<TreeSnapshot> {
     const snapshot = makeSnapshot(commit, await this.readTree(this.repo, commit, '', undefined));

@@ -78,9 +78,6 @@ export class KeyMemoLookup {
     return m.inputs === inputsSignature(datum) ? { key: m.key, marker: m.marker } : undefined;
   }
 
-  key(memo: MemoPipeline | undefined, datum: Datum): string | undefined {
-    return this.entry(memo, datum)?.key;
-  }
 }
 
 /**

@@ -158,7 +158,12 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   const plans: DatumPlan[] = [];
   const current = new Set<string>();
   const memo = ctx.keys.memo?.pipeline(spec.name, pipelineSignature(spec, transform.key));
-  const keyOf = (datum: Datum) => ctx.keys.memo?.entry(memo, datum) ?? { key: (ctx.keys.hashed++, datumKey(transform.key, datum, spec.identity)), marker: undefined };
+  const keyOf = (datum: Datum): { key: string; marker?: string } => {
+    const remembered = ctx.keys.memo?.entry(memo, datum);
+    if (remembered) return remembered;
+    ctx.keys.hashed++;
+    return { key: datumKey(transform.key, datum, spec.identity) };
+  };
   for (const datum of datums) {
     current.add(datum.name);
     const { key, marker: rememberedMarker } = keyOf(datum);

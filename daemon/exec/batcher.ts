@@ -2,7 +2,8 @@
  * Gathers datums that arrive one by one (a worker's queue jobs) into batches that run together in one
  * scratch checkout, in the manner of Pachyderm's datum_set_spec: a batch starts when it is full or when its
  * first datum has waited `waitMs`, and at most `parallel` batches run at once; a closed batch that waits for
- * its turn still fills up to `size`. Datums of one group (dataset, origin, base commit) batch together. Each submitter gets its own datum's outcome as soon as it ends.
+ * its turn still fills up to `size`. Datums of one group (dataset, origin, base commit) batch together.
+ * Each submitter gets its own datum's outcome as soon as it ends.
  */
 
 export interface BatcherOptions {

@@ -3,5 +3,5 @@
 export type ExecutorName = 'native' | 'datalad';
 export const EXECUTORS: readonly ExecutorName[] = ['native', 'datalad'];
 
-/** Datums of one native batch a worker gathers by default (as many as an in-process batch). */
-export const DEFAULT_WORKER_BATCH = 50;
+/** The most datums a native batch (one scratch checkout) holds by default, in-process and on a worker. */
+export const DEFAULT_BATCH_SIZE = 50;

@@ -9,7 +9,7 @@ import type { TransformIdentity } from '../core/identity.js';
 import type { PipelineSpec } from '../core/spec.js';
 import { pool } from '../core/pool.js';
 import { runCompute } from './executor.js';
-import type { ExecutorName } from './executors.js';
+import { DEFAULT_BATCH_SIZE, type ExecutorName } from './executors.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 
@@ -41,7 +41,6 @@ export interface LocalRunnerOptions {
   readonly batchSize?: number;
 }
 
-export const DEFAULT_BATCH_SIZE = 50;
 
 export const jobOf = (r: ComputeRequest): ComputeJob => ({ spec: r.spec, datum: r.plan.datum!, key: r.plan.key, outputDir: r.plan.outputDir, baseCommit: r.baseCommit });
 

@@ -23,7 +23,7 @@ import { SpecError } from '../core/errors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { runCompute } from './executor.js';
 import { Batcher } from './batcher.js';
-import { DEFAULT_WORKER_BATCH } from './executors.js';
+import { DEFAULT_BATCH_SIZE } from './executors.js';
 import { HandIn } from './hand-in.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
@@ -66,7 +66,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const name = `${os.hostname()}/${path.basename(slot.dir)}/${process.pid}`;
   const clones = new Clones(slot.dir, name);
   const parallel = opts.concurrency ?? 1;
-  const size = opts.batchSize ?? DEFAULT_WORKER_BATCH;
+  const size = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const batcher = nativeBatcher(clones, slot, { size, waitMs: opts.batchWaitMs ?? 50, parallel });
   // Enough jobs in hand to fill `concurrency` batches; each job's lock is renewed while it waits its turn.
   const worker = await startQueueWorker(

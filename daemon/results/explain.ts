@@ -40,7 +40,7 @@ class Explainer {
   private readonly reader: SnapshotReader;
 
   constructor(private readonly ds: Dataset) {
-    this.reader = SnapshotReader.of(ds);
+    this.reader = new SnapshotReader(ds.repo);
   }
 
   /** path -> content key, as datum keys record it, at `commit`, for files at or below `paths`. */

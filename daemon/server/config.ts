@@ -10,7 +10,7 @@ import { normalizeDatasetPath } from '../core/tree.js';
 import { UsageError } from '../core/errors.js';
 import type { MinioConnection } from '../sources/minio-ingest.js';
 import type { BucketMapping } from '../sources/webhooks.js';
-import { DEFAULT_WORKER_BATCH, EXECUTORS, type ExecutorName } from '../exec/executors.js';
+import { DEFAULT_BATCH_SIZE, EXECUTORS, type ExecutorName } from '../exec/executors.js';
 
 export interface DatasetConfig {
   /** A short name: job ids and API calls use it. @defaultValue the directory's name */
@@ -201,7 +201,7 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     stateDir: obj['state_dir'] ? path.resolve(base, obj['state_dir'] as string) : undefined,
     workers: (obj['workers'] as number | undefined) ?? 1,
     concurrency: (obj['concurrency'] as number | undefined) ?? 1,
-    batchSize: (obj['batch_size'] as number | undefined) ?? DEFAULT_WORKER_BATCH,
+    batchSize: (obj['batch_size'] as number | undefined) ?? DEFAULT_BATCH_SIZE,
     batchWaitMs: (obj['batch_wait_ms'] as number | undefined) ?? 50,
     pollSeconds: (obj['poll_seconds'] as number | undefined) ?? 0,
     secrets,

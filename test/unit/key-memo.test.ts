@@ -69,8 +69,8 @@ describe('the datum-key memo', () => {
     });
     const reading = (dir: string): Datum => ({ name: dir.split('/')[1]!, inputs: [{ name: 'count', repo: 'count', path: dir, matched: dir.split('/')[1]!, files: [] }] });
     const summary = lookup.pipeline('summary', 's');
-    expect(lookup.key(summary, reading('count/sub-01'))).toBeUndefined();
-    expect(lookup.key(summary, reading('count/sub-02'))).toBe('k2');
+    expect(lookup.entry(summary, reading('count/sub-01'))).toBeUndefined();
+    expect(lookup.entry(summary, reading('count/sub-02'))?.key).toBe('k2');
     // Another signature (transform, identity, input spec or key version): nothing from the memo.
     expect(lookup.pipeline('summary', 'other')).toBeUndefined();
   });
