@@ -8,6 +8,7 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY daemon ./daemon
 COPY hooks ./hooks
+COPY scripts/compile-validators.mjs ./scripts/
 RUN npm ci --ignore-scripts && npm run build
 
 FROM node:20-bookworm-slim

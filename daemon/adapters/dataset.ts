@@ -34,11 +34,12 @@ export async function openDataset(dir: string, branch?: string, remote?: string,
   const abs = path.resolve(dir);
   const found = await GitRepo.find(abs);
   if (!found) throw new UsageError(`${abs} is not a git repository (a DataLad dataset is one: datalad create ${dir})`);
-  const { root, bare } = found;
+  const { root, bare, gitDir } = found;
   const repo = new GitRepo(root);
   const annex = new Annex(root);
-  const gitDir = await repo.gitDir();
-  if (!readOnly && !(await annex.initialised())) {
+  // Independent questions, asked side by side: every command opens a dataset first.
+  const [initialised, current] = await Promise.all([readOnly || annex.initialised(), branch ?? repo.currentBranch()]);
+  if (!initialised) {
     const cloned = (await repo.resolve('refs/remotes/origin/git-annex')) !== undefined;
     throw new UsageError(
       cloned
@@ -46,7 +47,7 @@ export async function openDataset(dir: string, branch?: string, remote?: string,
         : `${root} is not a git-annex repository; make it a DataLad dataset with: datalad create --force ${root}`,
     );
   }
-  const br = branch ?? (await repo.currentBranch()) ?? (readOnly ? await repo.firstBranch() : undefined);
+  const br = current ?? (readOnly ? await repo.firstBranch() : undefined);
   if (!br) throw new UsageError(`${root} has a detached HEAD; say which branch receives results with --branch`);
   if (!(await repo.resolve(`refs/heads/${br}`))) throw new UsageError(`branch "${br}" does not exist in ${root}`);
   const stateDir = path.join(gitDir, 'minipach');

@@ -63,16 +63,15 @@ export class GitRepo {
     return new GitRepo(dir);
   }
 
-  /** The repository at or above `dir`: its root (the git dir of a bare one), or undefined when none. */
-  static async find(dir: string): Promise<{ root: string; bare: boolean } | undefined> {
-    const r = await runUnchecked(['git', 'rev-parse', '--is-bare-repository', '--show-toplevel'], { cwd: dir }).catch(() => undefined);
-    if (!r || r.exitCode !== 0) {
-      // A bare repository has no top level, and rev-parse fails on --show-toplevel there.
-      const b = await runUnchecked(['git', 'rev-parse', '--is-bare-repository'], { cwd: dir }).catch(() => undefined);
-      return b?.exitCode === 0 && b.stdout.trim() === 'true' ? { root: dir, bare: true } : undefined;
-    }
-    const [bare, top] = r.stdout.trim().split('\n');
-    return bare === 'true' ? { root: dir, bare: true } : { root: top!, bare: false };
+  /** The repository at or above `dir`: its root (the git dir of a bare one) and git dir, or undefined when none. */
+  static async find(dir: string): Promise<{ root: string; bare: boolean; gitDir: string } | undefined> {
+    // One process for all three; --show-toplevel comes last because it fails in a bare repository, after
+    // the others have printed.
+    const r = await runUnchecked(['git', 'rev-parse', '--is-bare-repository', '--absolute-git-dir', '--show-toplevel'], { cwd: dir }).catch(() => undefined);
+    const [bare, gitDir, top] = (r?.stdout ?? '').trim().split('\n');
+    if (bare === 'true' && gitDir) return { root: dir, bare: true, gitDir };
+    if (!r || r.exitCode !== 0 || bare !== 'false' || !gitDir || !top) return undefined;
+    return { root: top, bare: false, gitDir };
   }
 
   /** Every file of `commit`, or only those at or below `paths` (taken literally, not as globs). */

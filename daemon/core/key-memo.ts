@@ -44,6 +44,21 @@ export function inputsSignature(datum: Datum): string {
   return datum.inputs.map((i) => `${i.name}\0${i.path}`).join('\0');
 }
 
+/** Whether `signature` is inputsSignature(datum), without building it (a re-plan asks for every datum). */
+function sameInputs(signature: string, datum: Datum): boolean {
+  let at = 0;
+  for (let n = 0; n < datum.inputs.length; n++) {
+    const { name, path } = datum.inputs[n]!;
+    if (n > 0) {
+      if (signature.charCodeAt(at) !== 0) return false;
+      at++;
+    }
+    if (!signature.startsWith(name, at) || signature.charCodeAt(at + name.length) !== 0 || !signature.startsWith(path, at + name.length + 1)) return false;
+    at += name.length + 1 + path.length;
+  }
+  return at === signature.length;
+}
+
 /** Looks keys up in a memo for one plan. */
 export class KeyMemoLookup {
   /** Every changed path and every directory above one ('' included): an input at one of them changed. */
@@ -72,10 +87,10 @@ export class KeyMemoLookup {
   }
 
   /** The key remembered for `datum` (with its marker blob id, if known), when it still holds. */
-  entry(memo: MemoPipeline | undefined, datum: Datum): { key: string; marker?: string } | undefined {
+  entry(memo: MemoPipeline | undefined, datum: Datum): MemoDatum | undefined {
     const m = memo?.datums.get(datum.name);
-    if (!m || datum.inputs.some((i) => this.touched.has(i.path))) return undefined;
-    return m.inputs === inputsSignature(datum) ? { key: m.key, marker: m.marker } : undefined;
+    if (!m || (this.touched.size && datum.inputs.some((i) => this.touched.has(i.path)))) return undefined;
+    return sameInputs(m.inputs, datum) ? m : undefined;
   }
 
 }

@@ -21,7 +21,7 @@ import {
 import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
 import type { DatumPlan } from './datum-plan.js';
-import { awaitedDatums, blockedBehind, reads, type Unsettled } from './upstream.js';
+import { awaitedDatums, blockedBehind, UnsettledIndex, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
 import { KeyMemoLookup, pipelineSignature, type KeyMemo } from './key-memo.js';
@@ -153,58 +153,73 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
 
   // Upstream outputs about to change (or waiting on a change further up): datums reading them must wait.
   const unsettled = upstream.flatMap((u) => ctx.unsettled.get(u) ?? []);
+  const unsettledIndex = new UnsettledIndex(unsettled);
   const mine: Unsettled[] = [];
 
   const plans: DatumPlan[] = [];
-  const current = new Set<string>();
+  // This pipeline's markers by datum name; what is left once every datum took its own are removals.
+  const markers = markersOf(snapshot, spec.name);
   const memo = ctx.keys.memo?.pipeline(spec.name, pipelineSignature(spec, transform.key));
-  const keyOf = (datum: Datum): { key: string; marker?: string } => {
-    const remembered = ctx.keys.memo?.entry(memo, datum);
-    if (remembered) return remembered;
-    ctx.keys.hashed++;
-    return { key: datumKey(transform.key, datum, spec.identity) };
-  };
   for (const datum of datums) {
-    current.add(datum.name);
-    const { key, marker: rememberedMarker } = keyOf(datum);
-    const base = { pipeline: spec.name, name: datum.name, key, outputDir: outputDir(spec.name, datum.name), marker: markerPath(spec.name, datum.name), datum };
-    const waitingOn = unsettled.find((u) => reads(datum, u.dir));
+    const remembered = memo && ctx.keys.memo!.entry(memo, datum);
+    let key: string;
+    if (remembered) key = remembered.key;
+    else {
+      ctx.keys.hashed++;
+      key = datumKey(transform.key, datum, spec.identity);
+    }
+    const markerEntry = markers.get(datum.name);
+    if (markerEntry) markers.delete(datum.name);
+    // One object literal per datum, all of one shape (a plan holds 10^5 of them).
+    const plan = (action: DatumPlan['action'], reason: string, source?: DatumPlan['source'], waitsOn?: DatumPlan['waitsOn']): DatumPlan => ({
+      pipeline: spec.name,
+      name: datum.name,
+      key,
+      action,
+      reason,
+      outputDir: outputDir(spec.name, datum.name),
+      marker: markerEntry?.path ?? markerPath(spec.name, datum.name),
+      datum,
+      source,
+      waitsOn,
+    });
+    const waitingOn = unsettledIndex.readBy(datum);
     if (waitingOn) {
-      plans.push({ ...base, ...blockedBehind(waitingOn.cause, index.failures) });
-      mine.push({ dir: base.outputDir, cause: waitingOn.cause });
+      const blocked = blockedBehind(waitingOn.cause, index.failures);
+      const p = plan(blocked.action, blocked.reason, undefined, blocked.waitsOn);
+      plans.push(p);
+      mine.push({ dir: p.outputDir, cause: waitingOn.cause });
       continue;
     }
-    const markerEntry = snapshot.byPath.get(base.marker);
     // The marker blob of this key: remembered when the memo's plan found the datum current (same key,
     // same blob), else hashed.
-    if (markerEntry && markerEntry.oid === (rememberedMarker ?? markerOid(spec.name, datum.name, key))) {
-      plans.push({ ...base, action: 'skip', reason: 'outputs are current' });
+    if (markerEntry && markerEntry.oid === (remembered?.marker ?? markerOid(spec.name, datum.name, key))) {
+      plans.push(plan('skip', 'outputs are current'));
       continue;
     }
     const result = index.byKey.get(key);
     const unavailable = index.unavailable.get(key);
     if (result && !unavailable) {
       const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${datumLabel(result.pipeline, result.datum)}`;
-      const plan: DatumPlan = { ...base, action: 'link', reason: `same key as ${from} (${result.runCommit.slice(0, 10)})`, source: result };
-      plans.push(plan);
-      mine.push({ dir: base.outputDir, cause: plan });
+      const p = plan('link', `same key as ${from} (${result.runCommit.slice(0, 10)})`, result);
+      plans.push(p);
+      mine.push({ dir: p.outputDir, cause: p });
       continue;
     }
     const pending = ctx.pendingByKey.get(key);
     if (pending) {
-      plans.push({ ...base, action: 'link', reason: `same key as ${datumLabel(pending.pipeline, pending.name)}, computed in this run`, source: { pending } });
-      mine.push({ dir: base.outputDir, cause: pending });
+      const p = plan('link', `same key as ${datumLabel(pending.pipeline, pending.name)}, computed in this run`, { pending });
+      plans.push(p);
+      mine.push({ dir: p.outputDir, cause: pending });
       continue;
     }
     const reason = unavailable ? `a result for this key exists (${datumLabel(result!.pipeline, result!.datum)}), but ${unavailable}` : computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key);
-    const plan: DatumPlan = { ...base, action: 'compute', reason };
-    ctx.pendingByKey.set(key, plan);
-    plans.push(plan);
-    mine.push({ dir: base.outputDir, cause: plan });
+    const p = plan('compute', reason);
+    ctx.pendingByKey.set(key, p);
+    plans.push(p);
+    mine.push({ dir: p.outputDir, cause: p });
   }
-  for (const m of entriesUnder(snapshot, `${spec.name}/${BOOKKEEPING_DIR}`)) {
-    const datumName = datumNameOfMarker(spec.name, m.path);
-    if (datumName === undefined || current.has(datumName)) continue;
+  for (const [datumName, m] of markers) {
     const prev = ctx.previous.byMarker(m.oid);
     const plan: DatumPlan = {
       pipeline: spec.name,
@@ -218,10 +233,20 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     plans.push(plan);
     mine.push({ dir: plan.outputDir, cause: plan });
   }
-  const awaited = awaitedDatums(spec, datums, new Set(plans.map((p) => p.name)), unsettled, index.failures);
+  const awaited = awaitedDatums(spec, datums, plans, unsettled, index.failures);
   for (const u of awaited.unforeseen) notes.push(`more datums may appear once upstream ${u} is settled; what reads ${spec.name} waits until then`);
   ctx.unsettled.set(spec.name, [...mine, ...awaited.unsettled]);
   return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: [...plans, ...awaited.plans], unforeseen: awaited.unforeseen };
+}
+
+/** A pipeline's markers by the datum they record. */
+function markersOf(snapshot: TreeSnapshot, pipeline: string): Map<string, TreeEntry> {
+  const out = new Map<string, TreeEntry>();
+  for (const m of entriesUnder(snapshot, `${pipeline}/${BOOKKEEPING_DIR}`)) {
+    const datumName = datumNameOfMarker(pipeline, m.path);
+    if (datumName !== undefined) out.set(datumName, m);
+  }
+  return out;
 }
 
 function describe(d: Datum): string {

@@ -59,7 +59,7 @@ export interface PipelineSpec {
 export const SPEC_FILE = 'spec.yml';
 export const DEFAULT_DATUM_TRIES = 3;
 
-const specSchema = lazyValidator(SPEC_SCHEMA, { verbose: true });
+const specSchema = lazyValidator('spec', SPEC_SCHEMA);
 
 type Path = (string | number)[];
 

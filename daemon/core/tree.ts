@@ -39,8 +39,21 @@ export interface TreeSnapshot {
 }
 
 export function makeSnapshot(commit: string, entries: TreeEntry[]): TreeSnapshot {
-  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { commit, entries: sorted, byPath: new Map(sorted.map((e) => [e.path, e])) };
+  const sorted = isSorted(entries) ? entries : [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // The path map is built on first use: a plan finds most things by binary search and may never need it.
+  let byPath: Map<string, TreeEntry> | undefined;
+  return {
+    commit,
+    entries: sorted,
+    get byPath() {
+      return (byPath ??= new Map(sorted.map((e) => [e.path, e])));
+    },
+  };
+}
+
+function isSorted(entries: readonly TreeEntry[]): boolean {
+  for (let i = 1; i < entries.length; i++) if (!(entries[i - 1]!.path < entries[i]!.path)) return false;
+  return true;
 }
 
 /** First index whose path is >= `p` (binary search over the sorted entries). */
@@ -62,8 +75,8 @@ function lowerBound(entries: readonly TreeEntry[], p: string): number {
 export function entriesUnder(snapshot: TreeSnapshot, dir: string): TreeEntry[] {
   if (dir === '') return [...snapshot.entries];
   const out: TreeEntry[] = [];
-  const exact = snapshot.byPath.get(dir);
-  if (exact) out.push(exact);
+  const at = lowerBound(snapshot.entries, dir);
+  if (snapshot.entries[at]?.path === dir) out.push(snapshot.entries[at]!);
   const prefix = dir + '/';
   for (let i = lowerBound(snapshot.entries, prefix); i < snapshot.entries.length; i++) {
     const e = snapshot.entries[i]!;
@@ -120,4 +133,50 @@ export function coveringDirs(paths: readonly string[], writable: readonly string
   }
   const all = [...chosen].sort();
   return all.filter((p) => !all.some((q) => q !== p && isAtOrBelow(p, q)));
+}
+
+/**
+ * Paths, each with a value, to ask which of them overlap a given path (lie at, above or below it) in
+ * O(depth + log n + hits) instead of a scan. With several overlapping, the one added first wins, as a
+ * scan in insertion order would find it.
+ */
+export class OverlapIndex<V> {
+  private readonly first = new Map<string, { readonly order: number; readonly value: V }>();
+  private sorted?: string[];
+
+  constructor(items: Iterable<readonly [string, V]> = []) {
+    for (const [p, v] of items) this.add(p, v);
+  }
+
+  get size(): number {
+    return this.first.size;
+  }
+
+  add(p: string, value: V): void {
+    if (this.first.has(p)) return;
+    this.first.set(p, { order: this.first.size, value });
+    this.sorted = undefined;
+  }
+
+  /** The earliest added path that is `p`, above it or below it ('' is above everything). */
+  overlapping(p: string): V | undefined {
+    let best = p === '' ? undefined : this.first.get('');
+    const consider = (q: string) => {
+      const hit = this.first.get(q);
+      if (hit && (!best || hit.order < best.order)) best = hit;
+    };
+    consider(p);
+    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) consider(p.slice(0, i));
+    const sorted = (this.sorted ??= [...this.first.keys()].sort());
+    const prefix = p === '' ? '' : p + '/';
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! < prefix) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < sorted.length && sorted[i]!.startsWith(prefix); i++) consider(sorted[i]!);
+    return best?.value;
+  }
 }

@@ -11,7 +11,7 @@ import { markerPath, outputDir } from './identity.js';
 import type { DatumPlan } from './datum-plan.js';
 import type { FailureRecord } from './result-index.js';
 import { pfsInputs, type InputSpec, type PipelineSpec } from './spec.js';
-import { isAtOrBelow } from './tree.js';
+import { isAtOrBelow, OverlapIndex } from './tree.js';
 
 /**
  * A part of a pipeline's outputs that this plan will change, or that waits on a change upstream: readers
@@ -23,8 +23,28 @@ export interface Unsettled {
   readonly cause: DatumPlan;
 }
 
-/** Whether a datum reads anything at or below `dir` (or all of it, from above). */
-export const reads = (datum: Datum, dir: string) => datum.inputs.some((i) => isAtOrBelow(dir, i.path) || isAtOrBelow(i.path, dir));
+/**
+ * Unsettled parts of upstream outputs, indexed by directory: a plan asks for each of its (up to 10^5)
+ * datums, against up to 10^5 of them, so a scan would be quadratic.
+ */
+export class UnsettledIndex {
+  /** Dir -> the position of its first unsettled part (earlier parts win, as a scan would find them). */
+  private readonly index: OverlapIndex<number>;
+  constructor(readonly all: readonly Unsettled[]) {
+    this.index = new OverlapIndex(all.map((u, i) => [u.dir, i] as const));
+  }
+
+  /** The first unsettled part the datum reads (anything at or below it, or all of it from above). */
+  readBy(datum: Datum): Unsettled | undefined {
+    if (!this.all.length) return undefined;
+    let first: number | undefined;
+    for (const i of datum.inputs) {
+      const at = this.index.overlapping(i.path);
+      if (at !== undefined && (first === undefined || at < first)) first = at;
+    }
+    return first === undefined ? undefined : this.all[first];
+  }
+}
 
 /** A datum blocked behind `cause`: the action, the reason that names the cause, and the cause itself. */
 export function blockedBehind(cause: DatumPlan, failures: ReadonlyMap<string, FailureRecord>): Pick<DatumPlan, 'action' | 'reason' | 'waitsOn'> {
@@ -51,11 +71,13 @@ export interface Awaited {
  * computed over partial data. For a single pfs input the glob says which datum that will be, and it is
  * listed as blocked; otherwise the whole pipeline's outputs count as unsettled, and a note says so.
  */
-export function awaitedDatums(spec: PipelineSpec, datums: readonly Datum[], named: ReadonlySet<string>, upstream: readonly Unsettled[], failures: ReadonlyMap<string, FailureRecord>): Awaited {
+export function awaitedDatums(spec: PipelineSpec, datums: readonly Datum[], named: readonly { readonly name: string }[], upstream: readonly Unsettled[], failures: ReadonlyMap<string, FailureRecord>): Awaited {
   const out: Awaited = { plans: [], unsettled: [], unforeseen: [] };
-  const listed = new Set(named);
+  if (!upstream.length) return out;
+  const listed = new Set(named.map((n) => n.name));
+  const read = new OverlapIndex(datums.flatMap((d) => d.inputs.map((i) => [i.path, true] as const)));
   for (const u of upstream) {
-    if (datums.some((d) => reads(d, u.dir))) continue;
+    if (read.overlapping(u.dir)) continue;
     const name = awaitedDatumName(spec.input, u.dir);
     if (name === null) continue;
     if (name === undefined) {

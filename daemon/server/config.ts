@@ -153,7 +153,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
 
 const NUMERIC = new Set(['http.port', 'workers', 'concurrency', 'poll_seconds', 'batch_size']);
 
-const configSchema = lazyValidator(CONFIG_SCHEMA);
+const configSchema = lazyValidator('config', CONFIG_SCHEMA);
 
 /**
  * Builds the configuration from a file's text (or none: `raw` from the command line) and the environment.

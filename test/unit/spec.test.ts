@@ -89,3 +89,24 @@ datum_timeout: 2h
     expect(published).toEqual(JSON.parse(JSON.stringify(SPEC_SCHEMA)));
   });
 });
+
+describe('the validators the build compiles', () => {
+  it('judge specs as ajv compiling the schema at run time does, with the same first error', async () => {
+    const { createRequire } = await import('node:module');
+    const { parse } = await import('yaml');
+    const Ajv = (await import('ajv/dist/2020.js')).default;
+    const { ajvOptions } = await import('../../daemon/core/lazy-parsers.js');
+    const built = createRequire(import.meta.url)('../../dist/daemon/core/validators/spec.cjs') as (x: unknown) => boolean;
+    const runtime = new Ajv(ajvOptions('spec')).compile(SPEC_SCHEMA);
+    const examples = readdirSync(new URL('../../specs/examples/', import.meta.url)).map((d) => parse(readFileSync(new URL(`../../specs/examples/${d}/spec.yml`, import.meta.url), 'utf8')) as unknown);
+    const bad = [{}, { input: { pfs: { repo: 'raw', glob: 3 } }, transform: { cmd: ['x'] } }, { input: { pfs: { repo: 'raw', glob: '/*' } }, transform: { cmd: 'x' }, datum_tries: -1 }, { input: { cross: [] }, transform: { cmd: ['x'] } }];
+    expect(examples.length).toBeGreaterThan(0);
+    for (const spec of [...examples, ...bad]) {
+      const ok = built(spec);
+      expect(ok).toBe(examples.includes(spec));
+      expect(runtime(spec)).toBe(ok);
+      const strip = (e: unknown) => JSON.parse(JSON.stringify(e)) as unknown;
+      expect(strip((built as unknown as { errors: unknown }).errors ?? null)).toEqual(strip(runtime.errors ?? null));
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coveringDirs } from '../../daemon/core/tree.js';
+import { coveringDirs, isAtOrBelow, makeSnapshot, entriesUnder, OverlapIndex } from '../../daemon/core/tree.js';
 
 describe('coveringDirs (the read-only mounts of a batch)', () => {
   it("covers a batch's inputs with their highest directory that holds no output", () => {
@@ -17,5 +17,40 @@ describe('coveringDirs (the read-only mounts of a batch)', () => {
 
   it('drops paths another one covers', () => {
     expect(coveringDirs(['raw/s1', 'raw', 'raw/s2/f'], ['out/x'])).toEqual(['raw']);
+  });
+});
+
+describe('OverlapIndex (which unsettled part a datum reads, without a scan)', () => {
+  it('finds what a scan in insertion order finds: the first path at, above or below the one asked', () => {
+    // Random paths over a small alphabet, so that prefixes like a/ab and a-b (sorting between a and a/) occur.
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const part = () => ['a', 'b', 'a-b', 'ab', 'a.b'][rnd(5)]!;
+    const path = () => Array.from({ length: 1 + rnd(3) }, part).join('/');
+    for (let round = 0; round < 50; round++) {
+      const dirs = Array.from({ length: 1 + rnd(12) }, path);
+      const index = new OverlapIndex(dirs.map((d, i) => [d, i] as const));
+      for (let q = 0; q < 30; q++) {
+        const p = path();
+        const scan = dirs.findIndex((d) => isAtOrBelow(d, p) || isAtOrBelow(p, d));
+        expect(index.overlapping(p) ?? -1).toBe(scan);
+      }
+    }
+  });
+
+  it("counts '' as above everything", () => {
+    const index = new OverlapIndex([['x/y', 'first'], ['', 'whole']]);
+    expect(index.overlapping('x')).toBe('first');
+    expect(index.overlapping('z')).toBe('whole');
+  });
+});
+
+describe('snapshots', () => {
+  it('find entries at and below a directory by binary search, and paths by their map', () => {
+    const snap = makeSnapshot('c', ['a/b', 'a', 'a-b', 'a/c/d', 'b'].map((p) => ({ path: p, mode: '100644', oid: p, contentKey: p })));
+    expect(snap.entries.map((e) => e.path)).toEqual(['a', 'a-b', 'a/b', 'a/c/d', 'b']);
+    expect(entriesUnder(snap, 'a').map((e) => e.path)).toEqual(['a', 'a/b', 'a/c/d']);
+    expect(entriesUnder(snap, 'a/c').map((e) => e.path)).toEqual(['a/c/d']);
+    expect(snap.byPath.get('a-b')?.oid).toBe('a-b');
   });
 });
