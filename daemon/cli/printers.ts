@@ -12,10 +12,14 @@ export const out = (s: string): void => void process.stdout.write(s + '\n');
 export const short = (k: string) => (k ? k.slice(0, 12) : '-'.repeat(12));
 
 
-export function planJson(plan: Plan) {
-  return {
-    commit: plan.commit,
-    pipelines: plan.pipelines.map((p) => ({
+/**
+ * The plan as one line of JSON, in pieces: a plan of 10^5 datums is tens of megabytes, written out as it is
+ * made rather than built whole first. `extra` fields follow the plan's.
+ */
+export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {}): Generator<string> {
+  yield `{"commit":${JSON.stringify(plan.commit)},"pipelines":[`;
+  for (const [i, p] of plan.pipelines.entries()) {
+    const head = JSON.stringify({
       name: p.name,
       file: p.file,
       status: p.status,
@@ -23,17 +27,34 @@ export function planJson(plan: Plan) {
       upstream: p.upstream,
       notes: p.notes,
       transform_key: p.transform?.key,
-      datums: p.datums.map((d) => ({
-        name: d.name,
-        key: d.key,
-        action: d.action,
-        reason: d.reason,
-        output: d.outputDir,
-        inputs: d.datum?.inputs.map((i) => ({ name: i.name, path: i.path, files: i.files.length })),
-        source: d.source && !('pending' in d.source) ? { pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit } : undefined,
-      })),
-    })),
-  };
+    });
+    yield `${i ? ',' : ''}${head.slice(0, -1)},"datums":[`;
+    let chunk: string[] = [];
+    for (const [j, d] of p.datums.entries()) {
+      // Written field by field (10^5 datums): the same text JSON.stringify gives the object.
+      let datum = `{"name":${q(d.name)},"key":${q(d.key)},"action":${q(d.action)},"reason":${q(d.reason)},"output":${q(d.outputDir)}`;
+      if (d.datum) datum += `,"inputs":[${d.datum.inputs.map((x) => `{"name":${q(x.name)},"path":${q(x.path)},"files":${x.files.length}}`).join(',')}]`;
+      if (d.source && !('pending' in d.source)) datum += `,"source":${JSON.stringify({ pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit })}`;
+      chunk.push(j ? ',' + datum + '}' : datum + '}');
+      if (chunk.length === 1000) {
+        yield chunk.join('');
+        chunk = [];
+      }
+    }
+    yield `${chunk.join('')}]}`;
+  }
+  yield ']';
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) yield `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  yield '}\n';
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+/** Writes pieces to stdout, waiting whenever the pipe is full (so they are not all held in memory). */
+export async function writeOut(pieces: Iterable<string>): Promise<void> {
+  for (const piece of pieces) {
+    if (!process.stdout.write(piece)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+  }
 }
 
 export function printPlan(plan: Plan): void {

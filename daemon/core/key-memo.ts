@@ -14,16 +14,39 @@ import type { Datum } from './datums.js';
 import type { PipelineSpec } from './spec.js';
 
 export interface MemoDatum {
-  readonly inputs: string;
   readonly key: string;
+  /** Its marker's blob id, when the plan found it current. */
   readonly marker?: string;
 }
 
-export interface MemoPipeline {
-  /** pipelineSignature at the time. */
-  readonly signature: string;
-  /** Datum name -> the input paths it read (inputsSignature), its key, and its marker's blob id when it was current. */
-  readonly datums: ReadonlyMap<string, MemoDatum>;
+/**
+ * One pipeline's datums in a memo, as parallel columns in plan order (a memo holds 10^5 datums: no object
+ * per datum). A re-plan asks for its datums in the same order, so a lookup is usually the next row.
+ */
+export class MemoPipeline {
+  private next = 0;
+  private rowOf?: Map<string, number>;
+
+  constructor(
+    /** pipelineSignature at the time. */
+    readonly signature: string,
+    /** Datum names, and for each the input paths it read (inputsSignature), its key, and its marker's blob id when it was current ('' if not). */
+    readonly names: readonly string[],
+    readonly inputs: readonly string[],
+    readonly keys: readonly string[],
+    readonly markers: readonly string[],
+  ) {}
+
+  /** The row of a datum, or -1. */
+  row(name: string): number {
+    let i = this.next;
+    if (this.names[i] !== name) {
+      this.rowOf ??= new Map(this.names.map((n, r) => [n, r]));
+      i = this.rowOf.get(name) ?? -1;
+    }
+    if (i >= 0) this.next = i + 1;
+    return i;
+  }
 }
 
 export interface KeyMemo {
@@ -88,11 +111,12 @@ export class KeyMemoLookup {
 
   /** The key remembered for `datum` (with its marker blob id, if known), when it still holds. */
   entry(memo: MemoPipeline | undefined, datum: Datum): MemoDatum | undefined {
-    const m = memo?.datums.get(datum.name);
-    if (!m || (this.touched.size && datum.inputs.some((i) => this.touched.has(i.path)))) return undefined;
-    return sameInputs(m.inputs, datum) ? m : undefined;
+    const r = memo ? memo.row(datum.name) : -1;
+    if (r < 0 || (this.touched.size && datum.inputs.some((i) => this.touched.has(i.path)))) return undefined;
+    if (!sameInputs(memo!.inputs[r]!, datum)) return undefined;
+    const marker = memo!.markers[r];
+    return marker ? { key: memo!.keys[r]!, marker } : { key: memo!.keys[r]! };
   }
-
 }
 
 /**
@@ -106,13 +130,18 @@ export function memoOfPlan(
   const out = new Map<string, MemoPipeline>();
   for (const p of pipelines) {
     if (!p.spec || !p.transform) continue;
-    const datums = new Map<string, MemoDatum>();
+    const names: string[] = [];
+    const inputs: string[] = [];
+    const keys: string[] = [];
+    const markers: string[] = [];
     for (const d of p.datums) {
       if (!d.datum || !d.key) continue;
-      const marker = d.action === 'skip' ? markerOids?.get(d.marker)?.oid : undefined;
-      datums.set(d.name, { inputs: inputsSignature(d.datum), key: d.key, ...(marker ? { marker } : {}) });
+      names.push(d.name);
+      inputs.push(inputsSignature(d.datum));
+      keys.push(d.key);
+      markers.push((d.action === 'skip' && markerOids?.get(d.marker)?.oid) || '');
     }
-    out.set(p.spec.name, { signature: pipelineSignature(p.spec, p.transform.key), datums });
+    out.set(p.spec.name, new MemoPipeline(pipelineSignature(p.spec, p.transform.key), names, inputs, keys, markers));
   }
   return out;
 }

@@ -255,7 +255,9 @@ function describe(d: Datum): string {
 
 /** Output directories must be distinct, not nested, and clear of spec.yml and the bookkeeping dir. */
 function checkOutputDirs(spec: PipelineSpec, datums: readonly Datum[]): void {
-  const sorted = [...datums].sort((a, b) => (a.name < b.name ? -1 : 1));
+  // Datums usually come sorted by name (globs match in path order): sorting 10^5 of them again costs 50 ms.
+  const inOrder = datums.every((d, i) => i === 0 || datums[i - 1]!.name < d.name);
+  const sorted = inOrder ? datums : [...datums].sort((a, b) => (a.name < b.name ? -1 : 1));
   for (let i = 0; i < sorted.length; i++) {
     const d = sorted[i]!;
     if (d.name === SPEC_FILE || isAtOrBelow(d.name, BOOKKEEPING_DIR)) {

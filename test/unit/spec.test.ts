@@ -94,9 +94,10 @@ describe('the validators the build compiles', () => {
   it('judge specs as ajv compiling the schema at run time does, with the same first error', async () => {
     const { createRequire } = await import('node:module');
     const { parse } = await import('yaml');
-    const Ajv = (await import('ajv/dist/2020.js')).default;
     const { ajvOptions } = await import('../../daemon/core/lazy-parsers.js');
-    const built = createRequire(import.meta.url)('../../dist/daemon/core/validators/spec.cjs') as (x: unknown) => boolean;
+    const require = createRequire(import.meta.url);
+    const Ajv = (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).default;
+    const built = require('../../dist/daemon/core/validators/spec.cjs') as (x: unknown) => boolean;
     const runtime = new Ajv(ajvOptions('spec')).compile(SPEC_SCHEMA);
     const examples = readdirSync(new URL('../../specs/examples/', import.meta.url)).map((d) => parse(readFileSync(new URL(`../../specs/examples/${d}/spec.yml`, import.meta.url), 'utf8')) as unknown);
     const bad = [{}, { input: { pfs: { repo: 'raw', glob: 3 } }, transform: { cmd: ['x'] } }, { input: { pfs: { repo: 'raw', glob: '/*' } }, transform: { cmd: 'x' }, datum_tries: -1 }, { input: { cross: [] }, transform: { cmd: ['x'] } }];

@@ -4,7 +4,7 @@ import { forecastPlan } from '../../core/cost.js';
 import { fetchAllSharedResults } from '../../results/shared-ref.js';
 import { planAtHead } from '../../schedule/plan-at-head.js';
 import { cpuHourCost, cpuHourCostOption } from '../options.js';
-import { out, planJson, printForecast, printPlan } from '../printers.js';
+import { out, planJsonPieces, printForecast, printPlan, writeOut } from '../printers.js';
 
 export function register(program: Command): void {
   program
@@ -21,7 +21,7 @@ export function register(program: Command): void {
       const { plan, index, planning } = await planAtHead(ds);
       const forecast = forecastPlan(plan, index, await cpuHourCost(ds, o.cpuHourCost));
       // One line: a plan of 100k datums is tens of megabytes, for programs (and jq) to read.
-      if (o.json) out(JSON.stringify({ ...planJson(plan), forecast, warnings, planning }));
+      if (o.json) await writeOut(planJsonPieces(plan, { forecast, warnings, planning }));
       else {
         printPlan(plan);
         printForecast(forecast);
