@@ -20,7 +20,7 @@ export function parseLsTree(out: Buffer | string): LsTreeEntry[] {
     if (!rec) continue;
     const tab = rec.indexOf('\t');
     const [mode, type, oid, size] = rec.slice(0, tab).split(/ +/);
-    entries.push({ mode: mode!, type: type as LsTreeEntry['type'], oid: oid!, size: size === '-' ? undefined : Number(size), path: rec.slice(tab + 1) });
+    entries.push({ mode: mode!, type: type as LsTreeEntry['type'], oid: oid!, size: size === undefined || size === '-' ? undefined : Number(size), path: rec.slice(tab + 1) });
   }
   return entries;
 }

@@ -75,9 +75,10 @@ export class GitRepo {
   }
 
   /** Every file of `commit`, or only those at or below `paths` (taken literally, not as globs). */
-  async lsTree(commit: string, paths?: readonly string[]): Promise<LsTreeEntry[]> {
+  async lsTree(commit: string, paths?: readonly string[], { sizes = true } = {}): Promise<LsTreeEntry[]> {
     if (paths && !paths.length) return [];
-    const out = await runBuffer(['git', '--literal-pathspecs', 'ls-tree', '-r', '-z', '-l', '--full-tree', commit, ...(paths ? ['--', ...paths] : [])], { cwd: this.dir, env: this.env() });
+    // Sizes (-l) cost a look into every blob: a third of a second at 10^5 files.
+    const out = await runBuffer(['git', '--literal-pathspecs', 'ls-tree', '-r', '-z', ...(sizes ? ['-l'] : []), '--full-tree', commit, ...(paths ? ['--', ...paths] : [])], { cwd: this.dir, env: this.env() });
     return parseLsTree(out);
   }
 
@@ -106,12 +107,13 @@ export class GitRepo {
   /** The sizes of objects (`cat-file --batch-check`, one process). */
   async objectSizes(oids: readonly string[]): Promise<Map<string, number>> {
     if (!oids.length) return new Map();
-    return parseBatchCheck(await this.git(['cat-file', '--batch-check'], { input: oids.join('\n') + '\n' }));
+    return parseBatchCheck((await runBuffer(['git', 'cat-file', '--batch-check', '--buffer'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() })).toString('utf8'));
   }
 
   async readBlobs(oids: readonly string[]): Promise<Map<string, Buffer>> {
     if (!oids.length) return new Map();
-    const out = await runBuffer(['git', 'cat-file', '--batch'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() });
+    // --buffer: flushed when full, not after every object (10^5 small writes otherwise).
+    const out = await runBuffer(['git', 'cat-file', '--batch', '--buffer'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() });
     return parseCatFileBatch(out);
   }
 

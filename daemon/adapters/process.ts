@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { shellQuote } from '../core/command.js';
@@ -108,11 +109,41 @@ export async function runUnchecked(argv: readonly string[], opts: RunOptions = {
   return { stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode, timedOut };
 }
 
-/** Runs a command whose output is binary; throws ProcessError on a non-zero exit. */
+/**
+ * Runs a command whose output is binary; throws ProcessError on a non-zero exit. Without a timeout or a
+ * process group to watch, its input and output go through temporary files rather than pipes: git's bulk
+ * reads (ls-tree, cat-file of 10^5 blobs, tens of megabytes) take half the time that way on these machines.
+ */
 export async function runBuffer(argv: readonly string[], opts: RunOptions = {}): Promise<Buffer> {
+  if (!opts.timeoutMs && !opts.detached && !opts.onSpawn) return throughFiles(argv, { ...(await defaultEnv()), ...opts.env }, opts);
   const { r } = await exec(argv, opts, 'buffer');
   if (r.exitCode !== 0) throw new ProcessError(argv, r.exitCode, Buffer.from(r.stderr as unknown as Uint8Array).toString());
   return Buffer.from(r.stdout as unknown as Uint8Array);
+}
+
+async function throughFiles(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, opts: RunOptions): Promise<Buffer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'minipach-io-'));
+  try {
+    const input = path.join(dir, 'in');
+    const output = path.join(dir, 'out');
+    await writeFile(input, opts.input ?? '');
+    const fin = await open(input, 'r');
+    const fout = await open(output, 'w');
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: { ...process.env, ...env }, stdio: [fin.fd, fout.fd, 'pipe'] });
+      const err: Buffer[] = [];
+      child.stderr!.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => reject(new ProcessError(argv, undefined, e.message)));
+      child.on('close', (c) => resolve({ code: c, stderr: Buffer.concat(err).toString() }));
+    }).finally(async () => {
+      await fin.close();
+      await fout.close();
+    });
+    if (code !== 0) throw new ProcessError(argv, code ?? undefined, stderr);
+    return await readFile(output);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** A kernel setting (`sysctl -n NAME`), or undefined when it cannot be read. */

@@ -104,7 +104,10 @@ export class SnapshotReader {
    * at their recorded commit, so globs see their files too; those entries name their subdataset.
    */
   private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<TreeEntry[]> {
-    const listing = await repo.lsTree(commit);
+    const listed = await repo.lsTree(commit, undefined, { sizes: false });
+    // Sizes only where they matter: a file kept in git may be an unlocked annexed file's pointer if small.
+    const sizes = await repo.objectSizes(listed.filter((e) => e.type === 'blob' && e.mode !== MODE_SYMLINK && !this.annexKeys.has(e.oid)).map((e) => e.oid));
+    const listing = listed.map((e) => (sizes.has(e.oid) ? { ...e, size: sizes.get(e.oid) } : e));
     await this.learnAnnexKeys(listing, repo);
     const entries: TreeEntry[] = [];
     for (const e of listing) {

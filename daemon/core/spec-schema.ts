@@ -68,6 +68,18 @@ export const SPEC_SCHEMA: Schema = {
       pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$',
       description: 'Time limit of one attempt, e.g. "90s", "2h", or seconds as a number.',
     },
+    resource_requests: { $ref: '#/$defs/resources', description: "What one datum's command needs (Pachyderm's resource_requests). On Slurm: --cpus-per-task, --mem, --gres, --tmp of each array task." },
+    resource_limits: { $ref: '#/$defs/resources', description: "The most one datum's command may use (Pachyderm's resource_limits). On Slurm, limits win over requests for --mem and --cpus-per-task." },
+    slurm: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Settings of this pipeline\'s Slurm array tasks (executor: slurm), beyond resource_requests.',
+      properties: props({
+        partition: str('The partition (sbatch --partition).'),
+        time: str('Time limit of one array task, as sbatch takes it ("30", "2:00:00", "1-0"); default: datum_timeout times the batch, plus 10 minutes.'),
+        options: strList('More sbatch options, as given on its command line, e.g. ["--account=lab", "--qos=short"].'),
+      }),
+    },
     identity: {
       enum: ['content', 'path'],
       description:
@@ -75,6 +87,21 @@ export const SPEC_SCHEMA: Schema = {
     },
   }),
   $defs: {
+    resources: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cpu: { type: 'number', exclusiveMinimum: 0, description: 'CPUs (fractions are rounded up on Slurm).' },
+        memory: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?([KMGTP]i?)?$', description: 'Memory, in bytes with an SI suffix: "512M", "2G", "1.5Gi".' },
+        gpu: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['number'],
+          properties: { type: str('GPU type, e.g. "nvidia.com/gpu" or a Slurm gres type such as "a100".'), number: { type: 'integer', minimum: 0 } },
+        },
+        disk: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?([KMGTP]i?)?$', description: 'Local scratch space, e.g. "10G" (sbatch --tmp).' },
+      },
+    },
     input: {
       type: 'object',
       additionalProperties: false,

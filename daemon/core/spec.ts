@@ -50,10 +50,27 @@ export interface PipelineSpec {
   /** Seconds; undefined means no limit. */
   readonly datumTimeout?: number;
   readonly identity: 'content' | 'path';
+  /** What one datum needs and may use (Pachyderm's resource_requests / resource_limits); where it runs on Slurm. */
+  readonly resources: PipelineResources;
   /** Notes for the plan (e.g. accepted-but-ignored Pachyderm fields). */
   readonly notes: readonly string[];
   /** The spec.yml text it was loaded from: a queued job carries it, and a worker loads it again. */
   readonly source: string;
+}
+
+export interface ResourceAmounts {
+  readonly cpu?: number;
+  /** Bytes. */
+  readonly memory?: number;
+  readonly gpu?: { readonly type?: string; readonly number: number };
+  /** Bytes. */
+  readonly disk?: number;
+}
+
+export interface PipelineResources {
+  readonly requests: ResourceAmounts;
+  readonly limits: ResourceAmounts;
+  readonly slurm: { readonly partition?: string; readonly time?: string; readonly options: readonly string[] };
 }
 
 export const SPEC_FILE = 'spec.yml';
@@ -166,6 +183,11 @@ function parseSpec(file: string, text: string): PipelineSpec {
     datumTries: (tries as number | undefined) ?? DEFAULT_DATUM_TRIES,
     datumTimeout: timeout === undefined ? undefined : parseDuration(timeout as string | number, () => fail(timeoutPath, 'is not a duration', 'e.g. "90s", "30m", "2h"')),
     identity: (obj['identity'] as 'content' | 'path' | undefined) ?? 'content',
+    resources: {
+      requests: amounts(get(obj, [], 'resource_requests')[0]),
+      limits: amounts(get(obj, [], 'resource_limits')[0]),
+      slurm: slurmSettings(obj['slurm'] as Record<string, unknown> | undefined, fail),
+    },
     notes,
     source: text,
   };
@@ -255,6 +277,37 @@ export function pfsInputs(input: InputSpec): PfsInput[] {
   return input.kind === 'pfs' ? [input] : input.inputs.flatMap(pfsInputs);
 }
 
+/** Bytes of "512M", "2G", "1.5Gi" (SI suffixes powers of 1000, binary ones of 1024, as Kubernetes reads them). */
+export function parseBytes(v: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)([KMGTP])?(i)?$/.exec(v)!;
+  const power = m[2] ? 'KMGTP'.indexOf(m[2]) + 1 : 0;
+  return Math.round(Number(m[1]) * (m[3] ? 1024 : 1000) ** power);
+}
+
+function amounts(raw: unknown): ResourceAmounts {
+  const r = (raw ?? {}) as { cpu?: number; memory?: string; gpu?: { type?: string; number: number }; disk?: string };
+  return {
+    ...(r.cpu !== undefined ? { cpu: r.cpu } : {}),
+    ...(r.memory !== undefined ? { memory: parseBytes(r.memory) } : {}),
+    ...(r.gpu ? { gpu: r.gpu } : {}),
+    ...(r.disk !== undefined ? { disk: parseBytes(r.disk) } : {}),
+  };
+}
+
+function slurmSettings(raw: Record<string, unknown> | undefined, fail: Fail): PipelineResources['slurm'] {
+  if (!raw) return { options: [] };
+  const time = raw['time'] as string | undefined;
+  // Slurm's forms: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]].
+  if (time !== undefined && !/^(\d+-)?\d+(:\d+){0,2}$/.test(time)) fail(['slurm', 'time'], `"${time}" is not a Slurm time limit`, 'e.g. "30" (minutes), "2:00:00", "1-0"');
+  const options = (raw['options'] as string[] | undefined) ?? [];
+  options.forEach((o, i) => {
+    if (!o.startsWith('-')) fail(['slurm', 'options', i], `"${o}" is not an sbatch option`, 'e.g. "--account=lab"');
+    // minipach decides these itself: the array, its script, where its output goes.
+    if (/^--(array|wrap|output|error|parsable|job-name)\b|^-[aoeJ]/.test(o)) fail(['slurm', 'options', i], `"${o}" is set by minipach`, 'leave it out');
+  });
+  return { ...(raw['partition'] !== undefined ? { partition: raw['partition'] as string } : {}), ...(time !== undefined ? { time } : {}), options };
+}
+
 function parseDuration(v: string | number, onError: () => never): number {
   if (typeof v === 'number') return v;
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?$/.exec(v);
@@ -290,7 +343,9 @@ function schemaError(file: string, loc: Locator, err: ErrorObject): SpecError {
     case 'enum':
       return new SpecError(file, loc.line(path), fieldName(path), `must be one of ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`);
     case 'pattern':
-      return new SpecError(file, loc.line(path), fieldName(path), 'is not a duration', 'e.g. "90s", "30m", "2h"');
+      return path.at(-1) === 'memory' || path.at(-1) === 'disk'
+        ? new SpecError(file, loc.line(path), fieldName(path), 'is not an amount of bytes', 'e.g. "512M", "2G", "1.5Gi"')
+        : new SpecError(file, loc.line(path), fieldName(path), 'is not a duration', 'e.g. "90s", "30m", "2h"');
     default:
       return new SpecError(file, loc.line(path), fieldName(path), err.message ?? 'is invalid');
   }

@@ -53,8 +53,9 @@ describe('the snapshot cache', () => {
     const file = path.join(cacheDir(), `${await ds.head()}.snapshot`);
     const good = readFileSync(file, 'utf8');
     // Another file's key in place of one subject's: well-formed, but not what the commit holds.
-    const key = /"(MD5E-s\d+--[0-9a-f]{32}\.txt)"/.exec(good)![1]!;
-    const other = [...good.matchAll(/"(MD5E-s\d+--[0-9a-f]{32}\.txt)"/g)].map((m) => m[1]!).find((k) => k !== key)!;
+    const key = /(MD5E-s\d+--[0-9a-f]{32}\.txt)\0/.exec(good)![1]!;
+    const other = [...good.matchAll(/(MD5E-s\d+--[0-9a-f]{32}\.txt)\0/g)].map((m) => m[1]!).find((k) => k !== key)!;
+    expect(other).toBeDefined();
     writeFileSync(file, good.replace(key, other));
     const after = await plan();
     expect(after.planning.snapshot).toBe('read');
