@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages minipach needs (git, git-annex, datalad, redis-server) when they are missing.
-# Idempotent; runs as root (or through sudo). Used by `npm test` and `npm run demo`.
+# Installs the system packages minipach needs (git, git-annex, datalad, redis-server) when they are missing;
+# with --tests, also what the test suite runs against for real: a private Slurm cluster (slurm-wlm, munge).
+# Idempotent; runs as root (or through sudo). Used by `npm test` (with --tests) and `npm run demo`.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,10 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v git-annex >/dev/null 2>&1 || need+=(git-annex)
 command -v datalad >/dev/null 2>&1 || need+=(datalad)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "${1:-}" = "--tests" ]; then
+  command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
+  command -v munged >/dev/null 2>&1 || need+=(munge)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} with apt" >&2

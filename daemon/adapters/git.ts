@@ -110,6 +110,11 @@ export class GitRepo {
     return parseBatchCheck((await runBuffer(['git', 'cat-file', '--batch-check', '--buffer'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() })).toString('utf8'));
   }
 
+  /** The bytes of a file of a commit (or of any tree-ish), or undefined when there is no such file. */
+  async fileAt(treeish: string, file: string): Promise<Buffer | undefined> {
+    return runBuffer(['git', 'cat-file', 'blob', `${treeish}:${file}`], { cwd: this.dir, env: this.env() }).catch(() => undefined);
+  }
+
   async readBlobs(oids: readonly string[]): Promise<Map<string, Buffer>> {
     if (!oids.length) return new Map();
     // --buffer: flushed when full, not after every object (10^5 small writes otherwise).

@@ -20,6 +20,7 @@ import * as reindex from './commands/reindex.js';
 import * as retry from './commands/retry.js';
 import * as schedule from './commands/schedule.js';
 import * as share from './commands/share.js';
+import * as slurmTask from './commands/slurm-task.js';
 import * as status from './commands/status.js';
 import * as up from './commands/up.js';
 import * as watch from './commands/watch.js';
@@ -29,7 +30,7 @@ import * as worker from './commands/worker.js';
 export const VERSION = (JSON.parse(readFileSync(installedFile('package.json'), 'utf8')) as { version: string }).version;
 
 /** In the order `minipach --help` lists them. */
-const COMMANDS = [plan, explain, cost, reindex, share, schedule, up, worker, hooks, watch, status, jobs, logs, retry, datums];
+const COMMANDS = [plan, explain, cost, reindex, share, schedule, up, worker, hooks, watch, status, jobs, logs, retry, datums, slurmTask];
 
 export function buildProgram(): Command {
   const program = new Command('minipach')

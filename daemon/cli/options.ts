@@ -30,7 +30,7 @@ export function parseAmount(v: string, what: string): number {
 }
 
 export const executorOption = () =>
-  new Option('--executor <name>', 'how a datum\'s command runs: native (default; a datalad run record without datalad run) or datalad (datalad run itself)').choices(EXECUTORS);
+  new Option('--executor <name>', "how a datum's command runs: native (default; a datalad run record without datalad run), datalad (datalad run itself), or slurm (native, in Slurm array tasks)").choices(EXECUTORS);
 
 export const batchSizeOption = () => new Option('--batch-size <n>', 'the most datums one batch (one scratch checkout) holds').argParser((v) => parsePositive(v, '--batch-size'));
 

@@ -198,7 +198,7 @@ async function handedIn(job: ComputeJob, outcome: ComputeOutcome, hooks: Compute
 }
 
 /** The annex keys of outputs that carry their bytes: annex links and unlocked files' pointers. */
-function annexKeysOf(outputs: readonly OutputEntry[]): string[] {
+export function annexKeysOf(outputs: readonly OutputEntry[]): string[] {
   const keys = outputs.map((f) => {
     const text = f.content?.toString('utf8') ?? '';
     return f.mode === MODE_SYMLINK ? annexKeyFromLinkTarget(text) : annexKeyFromPointer(text);

@@ -72,6 +72,7 @@ export class LocalRunner implements ComputeRunner {
   }
 
   async run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void> {
+    if (this.executor === 'slurm') throw new Error('the slurm executor runs through a SlurmRunner, not here');
     if (this.executor === 'datalad') {
       await pool(requests, this.width, async (r) => settled(r, await runCompute(this.ds, jobOf(r))));
       return;

@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import path from 'node:path';
+import { Option, type Command } from 'commander';
 import { openDataset, type Dataset } from '../../adapters/dataset.js';
 import { MinipachError, UsageError } from '../../core/errors.js';
 import { fetchAllSharedResults, sharingReminder } from '../../results/shared-ref.js';
@@ -6,7 +7,7 @@ import type { ScheduleReport } from '../../schedule/report.js';
 import { schedule } from '../../schedule/scheduler.js';
 import { findDaemon, type Registration } from '../../server/registration.js';
 import { DaemonClient } from '../daemon-client.js';
-import { batchSizeOption, executorOption, jobsOption } from '../options.js';
+import { batchSizeOption, executorOption, jobsOption, parsePositive } from '../options.js';
 import type { ExecutorName } from '../../exec/executors.js';
 import { out, printReport } from '../printers.js';
 
@@ -15,6 +16,10 @@ interface ScheduleFlags {
   jobs: number;
   executor?: ExecutorName;
   batchSize?: number;
+  sharedFs?: boolean;
+  maxRunning?: number;
+  maxArray?: number;
+  maxQueued?: number;
   wait: boolean;
   local?: boolean;
   json?: boolean;
@@ -31,6 +36,10 @@ export function register(program: Command): void {
     .addOption(jobsOption())
     .addOption(executorOption())
     .addOption(batchSizeOption())
+    .option('--shared-fs', 'slurm: the dataset is at this same path on the nodes; tasks work in it (default: they clone its origin)')
+    .addOption(new Option('--max-running <n>', "slurm: an array's tasks running at once (its % limit)").argParser((v) => parsePositive(v, '--max-running')))
+    .addOption(new Option('--max-array <n>', 'slurm: the most tasks of one array job').argParser((v) => parsePositive(v, '--max-array')))
+    .addOption(new Option('--max-queued <n>', "slurm: the most of minipach's tasks queued or running at once").argParser((v) => parsePositive(v, '--max-queued')))
     .option('--no-wait', 'with a daemon: return once the jobs are queued')
     .option('--local', 'compute in this process even when a daemon serves the dataset')
     .option('--json', 'print a JSON report')
@@ -46,7 +55,7 @@ export function register(program: Command): void {
         if (done === total) (bar.stop(), (started = false));
       };
       const daemon = o.local ? undefined : await findDaemon(ds);
-      if (daemon && (o.executor || o.batchSize)) throw new UsageError(`a daemon serves ${ds.dir} with the executor its configuration names; to run here with --executor/--batch-size, add --local`);
+      if (daemon && (o.executor || o.batchSize || o.sharedFs)) throw new UsageError(`a daemon serves ${ds.dir} with the executor its configuration names; to run here with --executor/--batch-size, add --local`);
       const report = daemon ? await throughDaemon(ds, daemon, o, progress) : await here(ds, o, progress);
       bar?.stop();
       if (!report) return;
@@ -77,7 +86,46 @@ async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags
  */
 async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport> {
   const fetchProblems = await fetchAllSharedResults(ds);
-  const report = await schedule(ds, { jobs: o.jobs, executor: o.executor, batchSize: o.batchSize, onProgress: progress });
+  const runner = o.executor === 'slurm' ? await slurmRunner(ds, o) : undefined;
+  const report = await schedule(ds, { jobs: o.jobs, executor: o.executor, batchSize: o.batchSize, onProgress: progress, runner }).finally(() => runner?.stopOnSignals());
   const reminder = await sharingReminder(ds);
   return { ...report, warnings: [...fetchProblems, ...report.warnings, ...(reminder ? [reminder] : [])] };
+}
+
+/**
+ * The Slurm executor for this schedule: tasks clone the dataset's origin (its remote's URL) unless the
+ * dataset is on a shared file system. Interrupted (Ctrl-C, SIGTERM), the run scancels its jobs first.
+ */
+async function slurmRunner(ds: Dataset, o: ScheduleFlags) {
+  const { DEFAULT_SLURM, SlurmRunner } = await import('../../exec/slurm.js');
+  const { isRelativePath } = await import('../../exec/scratch.js');
+  let home = ds.dir;
+  if (!o.sharedFs) {
+    const remote = ds.remote ?? 'origin';
+    const url = await ds.repo.remoteUrl(remote);
+    if (!url) throw new UsageError(`--executor slurm: the tasks clone the dataset from its origin, and ${ds.dir} has no remote "${remote}"; add one the nodes can reach (git remote add origin <url>), or give --shared-fs if the nodes see ${ds.dir} at this path`);
+    home = isRelativePath(url) ? path.resolve(ds.dir, url) : url;
+  }
+  const settings = {
+    ...DEFAULT_SLURM,
+    batchSize: o.batchSize ?? DEFAULT_SLURM.batchSize,
+    maxRunning: o.maxRunning,
+    maxArray: o.maxArray ?? DEFAULT_SLURM.maxArray,
+    maxQueued: o.maxQueued ?? DEFAULT_SLURM.maxQueued,
+    sharedFs: Boolean(o.sharedFs),
+    clients: { sbatch: process.env['MINIPACH_SBATCH'] },
+  };
+  const runner = new SlurmRunner(ds, home, settings, (m) => process.stderr.write(`${m}\n`));
+  const cancel = (signal: NodeJS.Signals) => {
+    process.stderr.write(`minipach: ${signal}: cancelling the Slurm jobs of this run\n`);
+    void runner.arrays.cancel().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  return Object.assign(runner, {
+    stopOnSignals() {
+      process.off('SIGINT', cancel);
+      process.off('SIGTERM', cancel);
+    },
+  });
 }

@@ -1,0 +1,457 @@
+/**
+ * The Slurm executor's dispatcher: batches of datums become the tasks of Slurm array jobs, one `sbatch` per
+ * array (not per datum), and their outcomes come back as each task reports them (exec/slurm-task.ts).
+ *
+ * - Batches handed in within a moment of each other, of one pipeline (one set of sbatch options), go in
+ *   one array of at most `maxArray` tasks, at most `maxRunning` running at once (the array's `%` limit),
+ *   and never more than `maxQueued` of minipach's tasks queued or running (sites cap jobs per user).
+ * - An sbatch that fails for a reason that may pass (the controller busy or away) is tried again with
+ *   backoff, for as long as it takes: it never fails a run. One whose options Slurm refuses fails its datums.
+ * - Tasks report through git (their report refs), read every `pollMs`. One `squeue` for all of minipach's
+ *   jobs, every second and backing off to ten while nothing changes, is the fallback: a task that ended
+ *   without reporting a datum settles it by Slurm's state (core/slurm.ts): a node failure or preemption
+ *   runs it again without counting a try; TIMEOUT, OUT_OF_MEMORY, FAILED count one.
+ * - `cancel()` (the daemon stopping, `minipach cancel`, a schedule interrupted) scancels every array.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Dataset } from '../adapters/dataset.js';
+import { installedFile } from '../adapters/install-dir.js';
+import { shellQuote } from '../core/command.js';
+import { endedTask, hasEnded, sbatchOptions } from '../core/slurm.js';
+import { Slurm, SubmitError, type SlurmClients, type TaskState } from '../adapters/slurm.js';
+import { runRef } from '../results/branch.js';
+import { jobOf, type ComputeRequest, type ComputeRunner } from './runner.js';
+import type { ResultToHandIn } from './hand-in.js';
+import type { ComputeJob, ComputeOutcome } from './outcome.js';
+import { batchesRef, REPORT_FILE, reportRef, slurmRefPrefix, type ReportEntry, type TaskBatch, type TaskReport } from './slurm-task.js';
+
+export interface SlurmSettings {
+  /** Datums one array task runs. @defaultValue 50 */
+  readonly batchSize: number;
+  /** The array's `%` limit: its tasks running at once. @defaultValue none */
+  readonly maxRunning?: number;
+  /** The most tasks in one array job. @defaultValue 1000 */
+  readonly maxArray: number;
+  /** The most of minipach's tasks queued or running at once (a site's cap on jobs per user). @defaultValue 500 */
+  readonly maxQueued: number;
+  /** The dataset is at the same path on the nodes (a shared file system): tasks work in it, nothing is copied. */
+  readonly sharedFs: boolean;
+  readonly clients?: SlurmClients;
+  /** How a node starts minipach. @defaultValue this node binary and this installation's bin/minipach.js */
+  readonly minipach?: readonly string[];
+  /** Where a task's own output goes (sbatch --output; %A job, %a task). @defaultValue /tmp/minipach-%A_%a.log, on the node */
+  readonly output?: string;
+  /** How often reports are read, in milliseconds. @defaultValue 1000 */
+  readonly pollMs?: number;
+}
+
+export const DEFAULT_SLURM: SlurmSettings = { batchSize: 50, maxArray: 1000, maxQueued: 500, sharedFs: false };
+
+/** What a batch's caller is told, as runNativeBatch tells it. */
+export interface SlurmBatchHooks {
+  /** On a shared file system, for a worker that must hand the result on to its origin itself. */
+  readonly handIn?: (job: ComputeJob, result: ResultToHandIn) => Promise<string>;
+  /** The Slurm task a datum went to (`<job>_<task>`), as it is submitted. */
+  readonly onSubmitted?: (job: ComputeJob, task: string) => void;
+}
+
+/** How many times a datum runs again after node failures before it counts as failed. */
+const MAX_RESTARTS = 3;
+
+/** How long batches handed in together wait for each other before their array is submitted. */
+const GATHER_MS = 200;
+
+interface Batch {
+  readonly ds: Dataset;
+  readonly home: string;
+  readonly baseCommit: string;
+  /** `<dataset>-<pipeline>`: the array's job name, after minipach's prefix. */
+  readonly name: string;
+  readonly options: readonly string[];
+  readonly settled: (job: ComputeJob, outcome: ComputeOutcome) => Promise<void>;
+  readonly hooks: SlurmBatchHooks;
+  /** Datums not settled yet, and the task each is with now. */
+  readonly open: Map<string, { job: ComputeJob; task?: Task; restarts: number }>;
+  done(): void;
+}
+
+interface Task {
+  readonly array: ArrayJob;
+  readonly index: number;
+  readonly batch: Batch;
+  readonly keys: readonly string[];
+  /** Polls since Slurm showed it ended (its report is read once more before its state settles anything). */
+  endedPolls: number;
+  /** Polls in a row it was not in squeue at all. */
+  missing: number;
+}
+
+interface ArrayJob {
+  readonly tag: string;
+  readonly ds: Dataset;
+  readonly home: string;
+  jobId?: string;
+  readonly tasks: Task[];
+  /** Report commit already read, by task. */
+  readonly read: Map<number, string>;
+}
+
+export class SlurmArrays {
+  private readonly slurm: Slurm;
+  private waiting: { batch: Batch; jobs: ComputeJob[] }[] = [];
+  private readonly arrays = new Set<ArrayJob>();
+  private gather?: NodeJS.Timeout;
+  private loop?: Promise<void>;
+  private stopped = false;
+  private squeueEvery = 1000;
+  private nextSqueue = 0;
+  private lastStates = '';
+  /** Submissions made: one sbatch per array job (the bench counts them). */
+  submissions = 0;
+
+  constructor(readonly settings: SlurmSettings, private readonly log: (m: string) => void = () => undefined) {
+    this.slurm = new Slurm(settings.clients);
+  }
+
+  /**
+   * Runs `jobs` (one base commit, one pipeline) on Slurm as one array task, or several if they outgrow a
+   * batch; `settled` is called as each datum ends. `home` is where the tasks clone from and hand in to:
+   * the origin's URL, or the dataset's own path on a shared file system.
+   */
+  runBatch(ds: Dataset, home: string, baseCommit: string, dataset: string, jobs: readonly ComputeJob[], settled: Batch['settled'], hooks: SlurmBatchHooks = {}): Promise<void> {
+    if (!jobs.length) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new Error('the Slurm executor was cancelled'));
+    const spec = jobs[0]!.spec;
+    return new Promise<void>((resolve) => {
+      const open = new Map(jobs.map((job) => [job.key, { job, restarts: 0 }] as const));
+      const batch: Batch = {
+        ds,
+        home,
+        baseCommit,
+        name: `${dataset}-${spec.name}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+        options: sbatchOptions(spec, Math.min(jobs.length, this.settings.batchSize)),
+        settled,
+        hooks,
+        open,
+        done: resolve,
+      };
+      for (let i = 0; i < jobs.length; i += this.settings.batchSize) this.waiting.push({ batch, jobs: jobs.slice(i, i + this.settings.batchSize) });
+      this.gather ??= setTimeout(() => {
+        this.gather = undefined;
+        this.start();
+      }, GATHER_MS);
+    });
+  }
+
+  /** scancels every array job of this dispatcher; its unsettled datums stay unsettled (they run again next time). */
+  async cancel(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.gather);
+    const ids = [...this.arrays].flatMap((a) => (a.jobId ? [a.jobId] : []));
+    await this.slurm.cancel(ids);
+    if (ids.length) this.log(`slurm: cancelled ${ids.join(', ')}`);
+  }
+
+  private start(): void {
+    this.loop ??= this.run().finally(() => {
+      this.loop = undefined;
+      if (!this.stopped && (this.waiting.length || this.arrays.size)) this.start();
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped && (this.waiting.length || this.arrays.size)) {
+      await this.submitWaiting();
+      await this.readReports();
+      if (Date.now() >= this.nextSqueue) await this.checkStates();
+      this.finishArrays();
+      if (this.waiting.length || this.arrays.size) await sleep(this.settings.pollMs ?? 1000);
+    }
+  }
+
+  /** Tasks of ours queued or running, as far as we know. */
+  private inFlight(): number {
+    let n = 0;
+    for (const a of this.arrays) for (const t of a.tasks) if (t.keys.some((k) => t.batch.open.get(k)?.task === t)) n++;
+    return n;
+  }
+
+  /** Submits waiting batches as arrays: one per pipeline's options, within the caps. */
+  private async submitWaiting(): Promise<void> {
+    let room = this.settings.maxQueued - this.inFlight();
+    while (this.waiting.length && room > 0 && !this.stopped) {
+      const first = this.waiting[0]!;
+      const same = (w: { batch: Batch }) => w.batch.ds === first.batch.ds && w.batch.home === first.batch.home && w.batch.name === first.batch.name && w.batch.options.join('\0') === first.batch.options.join('\0');
+      const group = this.waiting.filter(same).slice(0, Math.min(room, this.settings.maxArray));
+      this.waiting = this.waiting.filter((w) => !group.includes(w));
+      room -= group.length;
+      await this.submit(group);
+    }
+  }
+
+  private async submit(group: { batch: Batch; jobs: ComputeJob[] }[]): Promise<void> {
+    const { ds, home, name, options } = group[0]!.batch;
+    const tag = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const array: ArrayJob = { tag, ds, home, tasks: [], read: new Map() };
+    const files = group.map(({ batch, jobs }, index): { path: string; mode: string; content: Buffer } => {
+      const description: TaskBatch = {
+        baseCommit: batch.baseCommit,
+        jobs: jobs.map((j) => ({ key: j.key, pipeline: j.spec.name, datumName: j.datum.name, outputDir: j.outputDir, specFile: j.spec.file, specSource: j.spec.source, datum: j.datum })),
+      };
+      return { path: `${index}.json`, mode: '100644', content: Buffer.from(JSON.stringify(description)) };
+    });
+    try {
+      const [commit] = await ds.repo.writeCommits(undefined, [{ changes: files, message: `minipach: Slurm batches ${tag}` }]);
+      await ds.repo.setRef(batchesRef(tag), commit!);
+      if (!this.settings.sharedFs) {
+        const r = await ds.repo.push(home, [`+${commit}:${batchesRef(tag)}`]);
+        if (r.status !== 'ok') throw new SubmitError(`could not put the batches where the tasks find them (${home}): ${r.message}`, true);
+      }
+      array.jobId = await this.sbatch(this.script(home, tag), group.length, name, options);
+    } catch (e) {
+      // Refused for good (options Slurm does not take): the datums fail, with Slurm's words.
+      const reason = (e as Error).message;
+      this.log(`slurm: ${reason}`);
+      for (const { batch, jobs } of group) for (const job of jobs) await this.settle(batch, job.key, { ok: false, reason, stderrTail: '', resources: { wall: 0 }, log: reason, permanent: true });
+      await ds.repo.deleteRefs([batchesRef(tag)]);
+      return;
+    }
+    this.submissions++;
+    group.forEach(({ batch, jobs }, index) => {
+      const task: Task = { array, index, batch, keys: jobs.map((j) => j.key), endedPolls: 0, missing: 0 };
+      array.tasks.push(task);
+      for (const j of jobs) {
+        const o = batch.open.get(j.key);
+        if (o) o.task = task;
+        batch.hooks.onSubmitted?.(j, `${array.jobId}_${index}`);
+      }
+    });
+    this.arrays.add(array);
+    this.nextSqueue = Date.now() + 1000;
+    this.squeueEvery = 1000;
+    this.log(`slurm: array job ${array.jobId} (${name}): ${group.length} task(s), ${group.reduce((n, g) => n + g.jobs.length, 0)} datum(s)`);
+  }
+
+  /** sbatch, tried again with backoff while it fails for a reason that may pass. */
+  private async sbatch(script: string, n: number, name: string, options: readonly string[]): Promise<string> {
+    const output = this.settings.output ?? '/tmp/minipach-%A_%a.log';
+    for (let wait = 1000; ; wait = Math.min(wait * 2, 30_000)) {
+      try {
+        return await this.slurm.submitArray(script, n, { name, maxRunning: this.settings.maxRunning, output, options });
+      } catch (e) {
+        if (!(e instanceof SubmitError) || !e.transient || this.stopped) throw e;
+        this.log(`slurm: ${e.message}; trying again in ${wait / 1000} s`);
+        await sleep(wait);
+      }
+    }
+  }
+
+  /** The array's script: every task starts minipach on its batch. */
+  private script(home: string, tag: string): string {
+    const minipach = this.settings.minipach ?? [process.execPath, installedFile('bin/minipach.js')];
+    const argv = [...minipach, 'slurm-task', '--home', home, '--tag', tag, ...(this.settings.sharedFs ? ['--shared'] : [])];
+    return `#!/bin/sh\n# minipach: one batch of datums per array task\nexec ${argv.map(shellQuote).join(' ')}\n`;
+  }
+
+  /** Reads the reports that changed since the last look, and settles what they say. */
+  private async readReports(): Promise<void> {
+    const byHome = new Map<string, ArrayJob[]>();
+    for (const a of this.arrays) byHome.set(`${a.ds.dir}\0${a.home}`, [...(byHome.get(`${a.ds.dir}\0${a.home}`) ?? []), a]);
+    for (const arrays of byHome.values()) {
+      const { ds, home } = arrays[0]!;
+      if (!this.settings.sharedFs) {
+        const f = await ds.repo.fetch(home, arrays.map((a) => `+${slurmRefPrefix(a.tag)}report/*:${slurmRefPrefix(a.tag)}report/*`), { noTags: true });
+        if (!f.ok) this.log(`slurm: could not fetch reports from ${home}: ${f.message}`);
+      }
+      const refs = await ds.repo.refs(arrays.map((a) => `${slurmRefPrefix(a.tag)}report/`));
+      for (const a of arrays) {
+        for (const t of a.tasks) {
+          const commit = refs.find((r) => r.ref === reportRef(a.tag, t.index))?.commit;
+          if (!commit || a.read.get(t.index) === commit) continue;
+          const text = await ds.repo.fileAt(commit, REPORT_FILE);
+          if (!text) continue;
+          a.read.set(t.index, commit);
+          await this.apply(t, JSON.parse(text.toString('utf8')) as TaskReport);
+        }
+      }
+    }
+  }
+
+  private async apply(task: Task, report: TaskReport): Promise<void> {
+    const batch = task.batch;
+    const fresh = report.entries.filter((e) => batch.open.has(e.key));
+    const ok = fresh.filter((e): e is Extract<ReportEntry, { ok: true }> => e.ok);
+    if (ok.length && !this.settings.sharedFs) {
+      // The run commits the task handed in to the home, here too (the committer reads them).
+      const f = await batch.ds.repo.fetch(batch.home, ok.map((e) => `+${runRef(e.key)}:${runRef(e.key)}`), { noTags: true });
+      if (!f.ok) {
+        this.log(`slurm: could not fetch results of ${report.task} from ${batch.home}: ${f.message}`);
+        task.array.read.delete(task.index);
+        return;
+      }
+    }
+    for (const e of fresh) {
+      if (!e.ok) {
+        await this.settle(batch, e.key, { ok: false, reason: e.reason, exit: e.exit, stderrTail: e.stderrTail, resources: e.resources, log: e.log, timedOut: e.timedOut, permanent: e.permanent });
+        continue;
+      }
+      let commit = e.commit;
+      const job = batch.open.get(e.key)!.job;
+      try {
+        if (batch.hooks.handIn) commit = await batch.hooks.handIn(job, { run: { commit }, annexKeys: e.annexKeys });
+      } catch (x) {
+        const reason = (x as Error).message;
+        await this.settle(batch, e.key, { ok: false, reason, stderrTail: '', resources: e.resources, log: `${e.log}\n--- minipach ---\n${reason}\n` });
+        continue;
+      }
+      await this.settle(batch, e.key, { ok: true, commit, outputs: e.outputs, record: e.record, resources: e.resources, log: `${e.log}\n--- slurm ---\ntask ${report.task} on ${report.host}\n` });
+    }
+  }
+
+  private async settle(batch: Batch, key: string, outcome: ComputeOutcome): Promise<void> {
+    const o = batch.open.get(key);
+    if (!o) return;
+    batch.open.delete(key);
+    await batch.settled(o.job, outcome).catch((e: Error) => this.log(`slurm: settling ${key.slice(0, 12)}: ${e.message}`));
+    if (!batch.open.size) batch.done();
+  }
+
+  /** One squeue for every task; an ended task's unreported datums are settled by its state. */
+  private async checkStates(): Promise<void> {
+    let states: TaskState[];
+    try {
+      states = await this.slurm.tasks();
+    } catch (e) {
+      this.log(`slurm: ${(e as Error).message}`);
+      this.squeueEvery = Math.min(this.squeueEvery * 2, 10_000);
+      this.nextSqueue = Date.now() + this.squeueEvery;
+      return;
+    }
+    const byTask = new Map(states.map((s) => [`${s.job}_${s.task}`, s]));
+    const summary = [...this.arrays].flatMap((a) => a.tasks.map((t) => byTask.get(`${a.jobId}_${t.index}`)?.state ?? '-')).join(',');
+    // Back off while nothing changes (one query covers all of minipach's jobs; still, sites watch squeue load).
+    this.squeueEvery = summary === this.lastStates ? Math.min(this.squeueEvery * 2, 10_000) : 1000;
+    this.lastStates = summary;
+    this.nextSqueue = Date.now() + this.squeueEvery;
+    for (const a of this.arrays) {
+      for (const t of a.tasks) {
+        const mine = t.keys.filter((k) => t.batch.open.get(k)?.task === t);
+        if (!mine.length) continue;
+        const s = byTask.get(`${a.jobId}_${t.index}`);
+        // Gone from squeue (purged after MinJobAge, or lost with the controller's state): as a lost node.
+        const state = s ? s.state : ++t.missing >= 3 ? 'NODE_FAIL' : undefined;
+        if (!state || !hasEnded(state)) continue;
+        // Read its report once more first: a task that just ended may have reported a moment ago.
+        if (t.endedPolls++ === 0) {
+          this.nextSqueue = 0;
+          continue;
+        }
+        const end = endedTask(state, s?.reason ?? 'not in squeue any more', `${a.jobId}_${t.index}`);
+        for (const key of mine) {
+          const o = t.batch.open.get(key)!;
+          if (end.again && o.restarts < MAX_RESTARTS) {
+            o.restarts++;
+            o.task = undefined;
+            this.log(`slurm: ${key.slice(0, 12)} runs again: ${end.reason}`);
+            this.waiting.push({ batch: t.batch, jobs: [o.job] });
+            continue;
+          }
+          await this.settle(t.batch, key, { ok: false, reason: end.reason, stderrTail: '', resources: { wall: 0 }, log: end.reason, timedOut: end.timedOut, permanent: state === 'CANCELLED' });
+        }
+      }
+    }
+    // Datums of one ended task that run again go together, as one batch.
+    this.waiting = this.regroup(this.waiting);
+  }
+
+  /** Waiting entries of one batch merged (up to a batch's size), so datums that run again share a task. */
+  private regroup(waiting: readonly { batch: Batch; jobs: ComputeJob[] }[]): { batch: Batch; jobs: ComputeJob[] }[] {
+    const out: { batch: Batch; jobs: ComputeJob[] }[] = [];
+    for (const w of waiting) {
+      const into = out.find((o) => o.batch === w.batch && o.jobs.length + w.jobs.length <= this.settings.batchSize);
+      if (into) into.jobs.push(...w.jobs);
+      else out.push({ batch: w.batch, jobs: [...w.jobs] });
+    }
+    return out;
+  }
+
+  /** Forgets arrays none of whose datums wait on them any more, and their refs. */
+  private finishArrays(): void {
+    for (const a of this.arrays) {
+      if (a.tasks.some((t) => t.keys.some((k) => t.batch.open.get(k)?.task === t))) continue;
+      this.arrays.delete(a);
+      const refs = [batchesRef(a.tag), ...a.tasks.map((t) => reportRef(a.tag, t.index))];
+      void a.ds.repo.deleteRefs(refs);
+      if (!this.settings.sharedFs) void a.ds.repo.push(a.home, refs.map((r) => `:${r}`)).catch(() => undefined);
+    }
+  }
+}
+
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The Slurm executor of `minipach schedule --executor slurm`: the round's datums go to Slurm in batches of
+ * one pipeline, and a datum that fails is submitted again while it has tries (datum_tries), as a queue job
+ * would be. `home`: the origin's URL the tasks clone from, or the dataset's own path on a shared file system.
+ */
+export class SlurmRunner implements ComputeRunner {
+  readonly arrays: SlurmArrays;
+
+  constructor(private readonly ds: Dataset, private readonly home: string, settings: SlurmSettings, private readonly log: (m: string) => void = () => undefined) {
+    this.arrays = new SlurmArrays(settings, log);
+  }
+
+  async run(requests: readonly ComputeRequest[], settled: (request: ComputeRequest, outcome: ComputeOutcome) => Promise<void>): Promise<void> {
+    const requestOf = new Map<ComputeJob, ComputeRequest>();
+    const tries = new Map<string, number>();
+    const running: Promise<void>[] = [];
+    const dataset = path.basename(this.ds.dir);
+    const submit = (jobs: readonly ComputeJob[]) => {
+      const groups = new Map<string, ComputeJob[]>();
+      for (const j of jobs) groups.set(`${j.baseCommit}\0${j.spec.name}`, [...(groups.get(`${j.baseCommit}\0${j.spec.name}`) ?? []), j]);
+      for (const group of groups.values()) {
+        running.push(
+          this.arrays.runBatch(this.ds, this.home, group[0]!.baseCommit, dataset, group, async (job, outcome) => {
+            const n = (tries.get(job.key) ?? 0) + 1;
+            tries.set(job.key, n);
+            if (!outcome.ok && !outcome.permanent && n < job.spec.datumTries) {
+              // Not awaited here: the dispatcher settles datums in its loop, which the retry needs.
+              this.log(`${job.spec.name}/${job.datum.name}: try ${n} failed (${outcome.reason}); trying again`);
+              submit([job]);
+              return;
+            }
+            await settled(requestOf.get(job)!, !outcome.ok && n > 1 ? { ...outcome, reason: `${outcome.reason} (after ${n} tries)` } : outcome);
+          }),
+        );
+      }
+    };
+    submit(
+      requests.map((r) => {
+        const job = jobOf(r);
+        requestOf.set(job, r);
+        return job;
+      }),
+    );
+    // Retries add to `running` as they are submitted.
+    for (let i = 0; i < running.length; i++) await running[i];
+  }
+
+  /**
+   * At the end of a schedule: the home's git-annex branch, so that this dataset knows the outputs' content
+   * is there (the tasks copied it) and `datalad get` finds it.
+   */
+  async finished(): Promise<void> {
+    if (this.home === this.ds.dir) return;
+    const remote = this.ds.remote ?? 'origin';
+    await this.ds.repo.fetch(remote, [`+refs/heads/git-annex:refs/remotes/${remote}/git-annex`], { noTags: true });
+  }
+
+  /** The results are on the branch: their handed-in run refs are no longer needed, here or in the home. */
+  async integrated(keys: readonly string[]): Promise<void> {
+    if (!keys.length) return;
+    await this.ds.repo.deleteRefs(keys.map(runRef));
+    if (this.home !== this.ds.dir) await this.ds.repo.push(this.home, keys.map((k) => `:${runRef(k)}`)).catch(() => undefined);
+  }
+}
