@@ -19,34 +19,15 @@ import type { Dataset } from '../adapters/dataset.js';
 import { installedFile } from '../adapters/install-dir.js';
 import { shellQuote } from '../core/command.js';
 import { endedTask, hasEnded, sbatchOptions } from '../core/slurm.js';
-import { Slurm, SubmitError, type SlurmClients, type TaskState } from '../adapters/slurm.js';
+import { Slurm, SubmitError, type TaskState } from '../adapters/slurm.js';
 import { runRef } from '../results/branch.js';
 import { jobOf, type ComputeRequest, type ComputeRunner } from './runner.js';
 import type { ResultToHandIn } from './hand-in.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
+import type { SlurmSettings } from './executors.js';
+
+export { DEFAULT_SLURM } from './executors.js';
 import { batchesRef, REPORT_FILE, reportRef, slurmRefPrefix, type ReportEntry, type TaskBatch, type TaskReport } from './slurm-task.js';
-
-export interface SlurmSettings {
-  /** Datums one array task runs. @defaultValue 50 */
-  readonly batchSize: number;
-  /** The array's `%` limit: its tasks running at once. @defaultValue none */
-  readonly maxRunning?: number;
-  /** The most tasks in one array job. @defaultValue 1000 */
-  readonly maxArray: number;
-  /** The most of minipach's tasks queued or running at once (a site's cap on jobs per user). @defaultValue 500 */
-  readonly maxQueued: number;
-  /** The dataset is at the same path on the nodes (a shared file system): tasks work in it, nothing is copied. */
-  readonly sharedFs: boolean;
-  readonly clients?: SlurmClients;
-  /** How a node starts minipach. @defaultValue this node binary and this installation's bin/minipach.js */
-  readonly minipach?: readonly string[];
-  /** Where a task's own output goes (sbatch --output; %A job, %a task). @defaultValue /tmp/minipach-%A_%a.log, on the node */
-  readonly output?: string;
-  /** How often reports are read, in milliseconds. @defaultValue 1000 */
-  readonly pollMs?: number;
-}
-
-export const DEFAULT_SLURM: SlurmSettings = { batchSize: 50, maxArray: 1000, maxQueued: 500, sharedFs: false };
 
 /** What a batch's caller is told, as runNativeBatch tells it. */
 export interface SlurmBatchHooks {
@@ -144,13 +125,21 @@ export class SlurmArrays {
     });
   }
 
-  /** scancels every array job of this dispatcher; its unsettled datums stay unsettled (they run again next time). */
+  /**
+   * scancels every array job of this dispatcher. Its unsettled datums fail this try as cancelled (not for
+   * good: a queue job runs again when the daemon is back).
+   */
   async cancel(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.gather);
     const ids = [...this.arrays].flatMap((a) => (a.jobId ? [a.jobId] : []));
     await this.slurm.cancel(ids);
     if (ids.length) this.log(`slurm: cancelled ${ids.join(', ')}`);
+    const reason = 'cancelled: minipach stopped, and scancelled its Slurm jobs';
+    const batches = new Set([...this.waiting.map((w) => w.batch), ...[...this.arrays].flatMap((a) => a.tasks.map((t) => t.batch))]);
+    this.waiting = [];
+    this.arrays.clear();
+    for (const b of batches) for (const key of [...b.open.keys()]) await this.settle(b, key, { ok: false, reason, stderrTail: '', resources: { wall: 0 }, log: reason });
   }
 
   private start(): void {

@@ -23,7 +23,8 @@ import { SpecError } from '../core/errors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { runCompute } from './executor.js';
 import { Batcher } from './batcher.js';
-import { DEFAULT_BATCH_SIZE } from './executors.js';
+import { DEFAULT_BATCH_SIZE, type SlurmSettings } from './executors.js';
+import { SlurmArrays } from './slurm.js';
 import { HandIn } from './hand-in.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
@@ -48,6 +49,8 @@ export interface WorkerOptions {
    */
   readonly lockDurationMs?: number;
   readonly log?: (msg: string) => void;
+  /** Set: datums of datasets with `executor: slurm` are sent to Slurm from here, as array tasks (exec/slurm.ts). */
+  readonly slurm?: SlurmSettings;
 }
 
 export interface RunningWorker {
@@ -68,23 +71,27 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const parallel = opts.concurrency ?? 1;
   const size = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const batcher = nativeBatcher(clones, slot, { size, waitMs: opts.batchWaitMs ?? 50, parallel });
+  const slurm = opts.slurm && slurmBatcher(clones, new SlurmArrays(opts.slurm, log), opts.slurm);
   // Enough jobs in hand to fill `concurrency` batches; each job's lock is renewed while it waits its turn.
+  // Sending to Slurm, enough to fill the arrays it may have queued (up to a bound: each is a lock to renew).
   const worker = await startQueueWorker(
     {
       connection: opts.connection,
       prefix: opts.prefix,
-      concurrency: parallel * size,
+      concurrency: parallel * size + (opts.slurm ? Math.min(opts.slurm.maxQueued * opts.slurm.batchSize, 5000) : 0),
       lockDurationMs: opts.lockDurationMs,
       name,
       onError: (e) => log(`worker: ${e.message}`),
       // "done" only once Redis has the job completed: a worker killed before that has its datum run again.
       onCompleted: (d) => log(`${datumLabel(d.pipeline, d.datumName)}: done`),
     },
-    (job) => processJob(job, clones, slot, batcher, name, log),
+    (job) => processJob(job, clones, slot, { native: batcher, slurm: slurm?.batcher }, name, log),
   );
   return {
     name,
     async close() {
+      // Slurm jobs are not waited for: they are scancelled, and their datums run again when the daemon is back.
+      await slurm?.arrays.cancel();
       await worker.close();
       await slot.release();
     },
@@ -95,8 +102,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
 interface BatchItem {
   readonly data: DatumJobData;
   readonly spec: PipelineSpec;
-  /** Counts and logs the try, as the datum starts. */
-  readonly start: () => Promise<void>;
+  /** Counts and logs the try, as the datum starts (or is submitted to Slurm, `where`). */
+  readonly start: (where?: string) => Promise<void>;
 }
 
 /**
@@ -128,17 +135,51 @@ function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs:
   });
 }
 
+/**
+ * Datums of `executor: slurm` datasets, gathered into batches of one pipeline, each sent to Slurm as an array
+ * task; outcomes come back as the tasks report them. On a shared file system the tasks work in this clone,
+ * and a result is handed in to the origin from here, as a worker's own.
+ */
+function slurmBatcher(clones: Clones, arrays: SlurmArrays, settings: SlurmSettings): { batcher: Batcher<BatchItem, ComputeOutcome>; arrays: SlurmArrays } {
+  const batcher = new Batcher<BatchItem, ComputeOutcome>({ size: settings.batchSize, waitMs: 200, parallel: settings.maxQueued }, async (_group, items, settle) => {
+    const first = items[0]!.data;
+    const ds = await clones.get(first.dataset, first.origin);
+    await clones.ensureCommit(ds, first.baseCommit);
+    const byKey = new Map(items.map((i) => [i.data.key, i]));
+    await arrays.runBatch(ds, settings.sharedFs ? ds.dir : first.origin, first.baseCommit, first.dataset, items.map((i) => jobOfData(i.data, i.spec)), async (job, outcome) => settle(byKey.get(job.key)!, outcome), {
+      handIn: settings.sharedFs ? (job, result) => clones.handIn(ds).submit(job.key, result) : undefined,
+      onSubmitted: (job, task) => void byKey.get(job.key)!.start(`Slurm task ${task}`),
+    });
+  });
+  return { batcher, arrays };
+}
+
 const jobOfData = (d: DatumJobData, spec: PipelineSpec): ComputeJob => ({ spec, datum: d.datum, key: d.key, outputDir: d.outputDir, baseCommit: d.baseCommit });
 
-async function processJob(job: WorkerJob, clones: Clones, slot: Slot, batcher: Batcher<BatchItem, ComputeOutcome>, name: string, log: (m: string) => void): Promise<DatumJobResult> {
+async function processJob(
+  job: WorkerJob,
+  clones: Clones,
+  slot: Slot,
+  batchers: { readonly native: Batcher<BatchItem, ComputeOutcome>; readonly slurm?: Batcher<BatchItem, ComputeOutcome> },
+  name: string,
+  log: (m: string) => void,
+): Promise<DatumJobResult> {
   const d = job.data;
   const label = datumLabel(d.pipeline, d.datumName);
-  const start = async () => log(`${label}: try ${await job.startTry()} (${d.key.slice(0, 12)})`);
+  const start = async (where?: string) => {
+    const line = `${label}: try ${await job.startTry(where)} (${d.key.slice(0, 12)})${where ? ` on ${where}` : ''}`;
+    log(line);
+    if (where) await job.log(line);
+  };
   const spec = loadSpec(d.specFile, d.specSource);
   if (spec instanceof SpecError) throw new PermanentFailure(spec.message);
   let outcome: ComputeOutcome;
   if ((d.executor ?? 'native') === 'native') {
-    outcome = await batcher.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}`, { data: d, spec, start });
+    outcome = await batchers.native.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}`, { data: d, spec, start });
+  } else if (d.executor === 'slurm') {
+    // Not this worker's to run: one without Slurm settings leaves it to one that has them (the daemon's).
+    if (!batchers.slurm) throw new Error(`${label} runs on Slurm, and this worker has no Slurm settings (the daemon's own workers take them: see slurm in its configuration)`);
+    outcome = await batchers.slurm.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}\0${d.pipeline}`, { data: d, spec, start });
   } else {
     await start();
     const ds = await clones.get(d.dataset, d.origin);

@@ -30,6 +30,8 @@ export interface DatumJobData {
   readonly datum: Datum;
   /** Tries begun so far (a worker counts one when it starts running the datum, not when it takes the job). */
   readonly tries?: number;
+  /** Where the last try runs or ran, when not on the worker itself: `Slurm task <job>_<index>`. */
+  readonly ranOn?: string;
   /** How the worker runs the command. @defaultValue "native" */
   readonly executor?: ExecutorName;
   /** Written by the worker when a try fails: what `minipach jobs` and the failure record show. */
@@ -81,6 +83,8 @@ export interface JobSummary {
   readonly attempts: number;
   readonly reason?: string;
   readonly finishedAt?: string;
+  /** Where its last try ran, when not on a worker itself (a Slurm array task). */
+  readonly ranOn?: string;
 }
 
 /** A datum whose job is in the queue: which datum, of which dataset. */
@@ -160,6 +164,7 @@ export class DatumQueue {
         attempts: j.data.tries ?? j.attemptsMade,
         reason: j.failedReason || undefined,
         finishedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
+        ranOn: j.data.ranOn,
       })),
     );
   }

@@ -15,8 +15,8 @@ export class PermanentFailure extends Error {
 /** One try of a datum job, as the processor sees it. */
 export interface WorkerJob {
   readonly data: DatumJobData;
-  /** Counts a try as begun (the datum starts running now) and returns its number, from 1. */
-  startTry(): Promise<number>;
+  /** Counts a try as begun (the datum starts running now, here or `ranOn`) and returns its number, from 1. */
+  startTry(ranOn?: string): Promise<number>;
   /** Adds text to the job's log (what bull-board shows). */
   log(text: string): Promise<void>;
   /** Records a failed try on the job (what `minipach jobs` and the failure record show). */
@@ -56,9 +56,9 @@ export async function startQueueWorker(opts: QueueWorkerOptions, processor: (job
           data: job.data,
           // Counted when the datum starts, not when a worker takes the job: a worker batching jobs may be
           // killed holding some it never started (BullMQ's attemptsStarted would count those too).
-          startTry: async () => {
+          startTry: async (ranOn) => {
             const n = Math.max(job.data.tries ?? 0, job.attemptsMade) + 1;
-            await job.updateData({ ...job.data, tries: n }).catch(() => undefined);
+            await job.updateData({ ...job.data, tries: n, ranOn }).catch(() => undefined);
             return n;
           },
           log: async (text) => void (await job.log(text).catch(() => undefined)),

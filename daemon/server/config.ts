@@ -10,7 +10,7 @@ import { normalizeDatasetPath } from '../core/tree.js';
 import { UsageError } from '../core/errors.js';
 import type { MinioConnection } from '../sources/minio-ingest.js';
 import type { BucketMapping } from '../sources/webhooks.js';
-import { DEFAULT_BATCH_SIZE, EXECUTORS, type ExecutorName } from '../exec/executors.js';
+import { DEFAULT_BATCH_SIZE, DEFAULT_SLURM, EXECUTORS, type ExecutorName, type SlurmSettings } from '../exec/executors.js';
 
 export interface DatasetConfig {
   /** A short name: job ids and API calls use it. @defaultValue the directory's name */
@@ -61,6 +61,8 @@ export interface DaemonConfig {
   readonly secrets: { readonly gitea?: string; readonly minio?: string; readonly git?: string };
   /** Where bucket objects are downloaded from (MinIO, or any S3-compatible server). */
   readonly minio?: MinioConnection;
+  /** How the daemon's workers run datums of datasets with `executor: slurm` (exec/slurm.ts). */
+  readonly slurm: SlurmSettings;
 }
 
 /** A configuration that cannot be used: a usage error (exit 2), naming the file and key. */
@@ -126,6 +128,22 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       properties: { gitea: { type: 'string', minLength: 1 }, minio: { type: 'string', minLength: 1 }, git: { type: 'string', minLength: 1 } },
+    },
+    slurm: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        batch_size: { type: 'integer', minimum: 1 },
+        max_running: { type: 'integer', minimum: 1 },
+        max_array: { type: 'integer', minimum: 1 },
+        max_queued: { type: 'integer', minimum: 1 },
+        shared_fs: { type: 'boolean' },
+        sbatch: { type: 'string', minLength: 1 },
+        squeue: { type: 'string', minLength: 1 },
+        scancel: { type: 'string', minLength: 1 },
+        minipach: { type: 'array', items: { type: 'string' }, minItems: 1 },
+        output: { type: 'string', minLength: 1 },
+      },
     },
   },
 } as const;
@@ -206,6 +224,22 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     pollSeconds: (obj['poll_seconds'] as number | undefined) ?? 0,
     secrets,
     minio: m && { endpoint: m.endpoint, accessKey: m.access_key, secretKey: m.secret_key, region: m.region },
+    slurm: slurmSettings(obj['slurm'] as Record<string, unknown> | undefined),
+  };
+}
+
+function slurmSettings(raw: Record<string, unknown> = {}): SlurmSettings {
+  const n = (k: string) => raw[k] as number | undefined;
+  const s = (k: string) => raw[k] as string | undefined;
+  return {
+    batchSize: n('batch_size') ?? DEFAULT_SLURM.batchSize,
+    ...(n('max_running') ? { maxRunning: n('max_running') } : {}),
+    maxArray: n('max_array') ?? DEFAULT_SLURM.maxArray,
+    maxQueued: n('max_queued') ?? DEFAULT_SLURM.maxQueued,
+    sharedFs: (raw['shared_fs'] as boolean | undefined) ?? false,
+    clients: { sbatch: s('sbatch'), squeue: s('squeue'), scancel: s('scancel') },
+    ...(raw['minipach'] ? { minipach: raw['minipach'] as string[] } : {}),
+    ...(s('output') ? { output: s('output') } : {}),
   };
 }
 

@@ -98,6 +98,8 @@ export class Daemon implements DaemonApi {
         batchWaitMs: this.config.batchWaitMs,
         stateDir: path.join(stateDir, 'workers'),
         log: (m) => this.logger.info(m),
+        // Only when a dataset asks for Slurm: the dispatcher needs sbatch and squeue on this machine.
+        slurm: this.config.datasets.some((d) => d.executor === 'slurm') ? this.config.slurm : undefined,
       });
       this.workers.push(w);
     }

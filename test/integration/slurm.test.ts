@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ENV, failures, TestDataset, type ScheduleJson } from '../helpers/dataset.js';
 import { clusterLogs, startSlurmCluster, type SlurmCluster } from '../helpers/slurm.js';
+import { startDaemon } from '../helpers/daemon.js';
 
 let cluster: SlurmCluster;
 const cleanups: (() => void)[] = [];
@@ -164,6 +165,43 @@ describe('the Slurm executor', () => {
     expect(report.counts.computed).toBe(4);
     expect(r.stderr).toMatch(/runs again: its node failed \(Slurm NODE_FAIL/);
     expect((await runCommits(ds, base)).length).toBe(4);
+    await ds.fsck();
+  }, 240_000);
+
+  it('on a shared file system the tasks work in the dataset itself: no origin, no clone, content here', async () => {
+    const ds = await TestDataset.create();
+    cleanups.push(() => ds.cleanup());
+    ds.write({ 'count/spec.yml': 'input: { pfs: { repo: raw, glob: "/*" } }\ntransform:\n  cmd: [sh, -c]\n  stdin: [\'wc -c < "$MINIPACH_IN_raw" > "$MINIPACH_OUT/n"\']\n', 'raw/a': 'aaa\n', 'raw/b': 'bb\n' });
+    await ds.save('study');
+    const r = await slurmSchedule(ds, ['--shared-fs']);
+    expect(r.exitCode, failures(r.report) + r.stderr).toBe(0);
+    expect(r.report.counts.computed).toBe(2);
+    expect(readFileSync(path.join(ds.dir, 'count/a/n'), 'utf8')).toBe('4\n');
+    expect((await ds.git('annex', 'find', '--in', 'here', 'count')).split('\n').filter((p) => p.endsWith('/n')).sort()).toEqual(['count/a/n', 'count/b/n']);
+    await ds.fsck();
+  });
+
+  it('a daemon whose dataset says executor: slurm: its workers send batches to Slurm, jobs show the task, stopping scancels', async () => {
+    const ds = await study(6, 'sleep 1; cp "$MINIPACH_IN_raw/data.txt" "$MINIPACH_OUT/copy"');
+    const base = await ds.head();
+    const config = path.join(path.dirname(ds.dir), 'minipach.yml');
+    writeFileSync(config, `datasets:\n  - path: ${ds.dir}\n    executor: slurm\nworkers: 1\nslurm:\n  batch_size: 3\n  max_running: 2\n`);
+    const daemon = await startDaemon(ds.dir, ['--config', config, '--workers', '1'], cluster.env);
+    try {
+      await until(async () => (await runCommits(ds, base)).length === 6, 120_000);
+      expect(daemon.output()).toMatch(/count\/s000: try 1 \(\w+\) on Slurm task \d+_\d+/);
+      expect((await ds.minipachWith(cluster.env, 'logs', 'count/s000')).stdout).toMatch(/--- slurm ---\ntask \d+_\d+ on /);
+      // Long datums, then the daemon stops while they run: their jobs are scancelled, none is left.
+      ds.write({ 'count/spec.yml': readFileSync(path.join(ds.dir, 'count/spec.yml'), 'utf8').replace('sleep 1', 'sleep 120') });
+      await ds.save('slow');
+      expect((await ds.minipachWith(cluster.env, 'schedule', '--no-wait')).exitCode).toBe(0);
+      await until(async () => (await cluster.queue()).some((l) => l.endsWith(' RUNNING')), 60_000);
+      // While they run, jobs says where.
+      expect((await ds.minipachWith(cluster.env, 'jobs')).stdout).toMatch(/active +\S+ count\/s\d+ .* on Slurm task \d+_\d+/);
+    } finally {
+      await daemon.stop();
+    }
+    await until(async () => !(await cluster.queue()).some((l) => / (RUNNING|PENDING|COMPLETING)$/.test(l)), 30_000);
     await ds.fsck();
   }, 240_000);
 

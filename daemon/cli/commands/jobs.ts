@@ -11,9 +11,9 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { state?: string; json?: boolean }) => {
       const { client } = await needDaemon(dir);
-      const jobs = (await client.jobs(o.state)) as unknown as { state: string; datum: string; key: string; attempts: number; reason?: string; dataset: string }[];
+      const jobs = (await client.jobs(o.state)) as unknown as { state: string; datum: string; key: string; attempts: number; reason?: string; dataset: string; ranOn?: string }[];
       if (o.json) return out(JSON.stringify(jobs, null, 2));
-      for (const j of jobs) out(`${j.state.padEnd(10)} ${j.dataset} ${j.datum.padEnd(32)} ${short(j.key)} tries ${j.attempts}${j.reason ? `  ${j.reason}` : ''}`);
+      for (const j of jobs) out(`${j.state.padEnd(10)} ${j.dataset} ${j.datum.padEnd(32)} ${short(j.key)} tries ${j.attempts}${j.ranOn ? ` on ${j.ranOn}` : ''}${j.reason ? `  ${j.reason}` : ''}`);
       out(`${jobs.length} job${jobs.length === 1 ? '' : 's'}`);
     });
 }
