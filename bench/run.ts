@@ -25,9 +25,9 @@ interface Measure {
 }
 
 /** Runs a command under GNU time: wall seconds and peak RSS of the process (KiB). */
-async function measure(cmd: string[], cwd: string): Promise<Measure & { stdout: string }> {
+async function measure(cmd: string[], cwd: string, env: Record<string, string> = {}): Promise<Measure & { stdout: string }> {
   const tf = path.join(os.tmpdir(), `bench-time-${process.pid}`);
-  const r = await execa('/usr/bin/time', ['-o', tf, '-f', '%e %M', ...cmd], { cwd, env: ENV, reject: false, all: true });
+  const r = await execa('/usr/bin/time', ['-o', tf, '-f', '%e %M', ...cmd], { cwd, env: { ...ENV, ...env }, reject: false, all: true });
   const [wall, rss] = readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
   if (r.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed in ${cwd} (exit ${r.exitCode}):\n${r.all?.slice(-2000)}`);
   return { wall: wall!, maxRssKiB: rss!, stdout: r.stdout };
@@ -98,6 +98,47 @@ async function planning(root: string, sizes: number[], repeats: number, snakeUpT
     figures.push({ id: `plan-rss-${n}`, figure: `peak RSS planning ${n} datums`, unit: 'MiB', minipach: median(mp.map((m) => m.maxRssKiB)) / 1024 });
     rmSync(ds, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     if (plain) rmSync(plain, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  }
+}
+
+/**
+ * `n` trivial datums through a private Slurm cluster (the tests' one: slurm-wlm and munge, 2 CPUs declared,
+ * so 2 tasks at once, as in-process runs 2 batches at once), tasks cloning a bare origin; beside the
+ * in-process native executor on the same data. Counts the sbatch calls (a wrapper logs them).
+ */
+async function throughSlurm(root: string, n: number) {
+  log(`slurm: ${n} datums through a private cluster`);
+  const { startSlurmCluster } = await import('../test/helpers/slurm.js');
+  const cluster = await startSlurmCluster({ cpus: 2 });
+  try {
+    const ds = await runDataset(root, 'slurm-minipach', n, false);
+    const origin = path.join(root, 'slurm-origin.git');
+    await execa('git', ['init', '-q', '--bare', origin]);
+    await execa('git', ['remote', 'add', 'origin', origin], { cwd: ds });
+    await execa('git', ['push', '-q', 'origin', 'HEAD', 'git-annex'], { cwd: ds });
+    await execa('git', ['annex', 'init', 'origin'], { cwd: origin, env: ENV });
+    await execa('git', ['annex', 'copy', '--quiet', '--to', 'origin'], { cwd: ds, env: ENV });
+    const calls = path.join(root, 'sbatch-calls');
+    const wrapper = path.join(root, 'sbatch');
+    writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> '${calls}'\nexec sbatch "$@"\n`, { mode: 0o755 });
+    const env = { ...cluster.env, MINIPACH_SBATCH: wrapper };
+    const m = await measure(['node', BIN, 'schedule', '--executor', 'slurm', '--json'], ds, env);
+    const ended = Date.now();
+    const report = JSON.parse(m.stdout);
+    if (report.counts.computed !== n) throw new Error(`minipach on Slurm computed ${report.counts.computed} of ${n}`);
+    // When the last task ended, by Slurm's clock (seconds; jobs stay in scontrol for MinJobAge).
+    const jobs = await execa('scontrol', ['show', 'job', '--oneliner'], { env: cluster.env });
+    const ends = [...jobs.stdout.matchAll(/EndTime=(\S+)/g)].map((x) => new Date(x[1]!).getTime()).filter((t) => !Number.isNaN(t));
+    const lastEnd = Math.max(...ends);
+    const sbatchCalls = readFileSync(calls, 'utf8').split('\n').filter(Boolean).length;
+    const local = await runDataset(root, 'slurm-local', n, false);
+    const l = await measure(['node', BIN, 'schedule', '-j', '2', '--json'], local);
+    figures.push({ id: `slurm-sbatch-${n}`, figure: `Slurm, ${n} datums: sbatch calls (batch 50)`, unit: '', minipach: sbatchCalls, note: `${Math.ceil(n / 50)} array tasks` });
+    figures.push({ id: `slurm-wall-${n}`, figure: `Slurm, ${n} datums, wall (2 tasks at once)`, unit: 's', minipach: m.wall, peer: 'in-process -j2', peerValue: l.wall, ratio: l.wall / m.wall });
+    figures.push({ id: `slurm-overhead-${n}`, figure: `Slurm, overhead per datum, ${n} datums (wall x 2 / n)`, unit: 's', minipach: perDatum(m.wall, 2, n), peer: 'in-process -j2', peerValue: perDatum(l.wall, 2, n), ratio: perDatum(l.wall, 2, n) / perDatum(m.wall, 2, n) });
+    figures.push({ id: `slurm-last-task-${n}`, figure: 'Slurm: from the last task ending to the results on the branch (the schedule done)', unit: 's', minipach: (ended - lastEnd) / 1000, note: "Slurm's EndTime has one-second resolution" });
+  } finally {
+    await cluster.stop();
   }
 }
 
@@ -333,6 +374,9 @@ async function main() {
       // Only the daemon + 2 workers path, at one size (to work on it).
       const n = Number(args[args.indexOf('--daemon-at') + 1]);
       figures.push({ id: `e2e-daemon-wall-${n}`, figure: `end to end ${n} datums, wall, daemon + 2 workers`, unit: 's', minipach: await throughDaemon(root, n) });
+    } else if (args.includes('--slurm')) {
+      // Only the Slurm figures (the Slurm executor's issue).
+      await throughSlurm(root, 1000);
     } else if (args.includes('--planning')) {
       // Only the planning figures (the planning-at-100k issue).
       await planning(root, [1000, 10_000, 100_000], 3, 10_000);

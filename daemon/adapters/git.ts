@@ -76,8 +76,7 @@ export class GitRepo {
 
   /** Every file of `commit`, or only those at or below `paths` (taken literally, not as globs). */
   async lsTree(commit: string, paths?: readonly string[], { sizes = true } = {}): Promise<LsTreeEntry[]> {
-    if (paths && !paths.length) return [];
-    // Sizes (-l) cost a look into every blob: a third of a second at 10^5 files.
+    if (paths && !paths.length) return []; // sizes (-l) cost a look into every blob: 0.3 s at 10^5 files
     const out = await runBuffer(['git', '--literal-pathspecs', 'ls-tree', '-r', '-z', ...(sizes ? ['-l'] : []), '--full-tree', commit, ...(paths ? ['--', ...paths] : [])], { cwd: this.dir, env: this.env() });
     return parseLsTree(out);
   }
@@ -110,7 +109,7 @@ export class GitRepo {
     return parseBatchCheck((await runBuffer(['git', 'cat-file', '--batch-check', '--buffer'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() })).toString('utf8'));
   }
 
-  /** The bytes of a file of a commit (or of any tree-ish), or undefined when there is no such file. */
+  /** The bytes of a file of a commit (or any tree-ish), or undefined when there is none. */
   async fileAt(treeish: string, file: string): Promise<Buffer | undefined> {
     return runBuffer(['git', 'cat-file', 'blob', `${treeish}:${file}`], { cwd: this.dir, env: this.env() }).catch(() => undefined);
   }

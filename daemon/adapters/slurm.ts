@@ -30,6 +30,8 @@ export interface TaskState {
   readonly task: number;
   readonly state: string;
   readonly reason: string;
+  /** The job's name: minipach's prefix, then `<dataset>-<pipeline>`. */
+  readonly name: string;
 }
 
 export class Slurm {
@@ -71,7 +73,7 @@ export function parseSqueue(text: string): TaskState[] {
     const m = /^(\d+)_(?:(\d+)|\[([^\]]*)\])$/.exec(id);
     if (!m) continue;
     const tasks = m[2] !== undefined ? [Number(m[2])] : expandRanges(m[3]!.replace(/%\d+$/, ''));
-    for (const task of tasks) out.push({ job: m[1]!, task, state, reason: reason ?? '' });
+    for (const task of tasks) out.push({ job: m[1]!, task, state, reason: reason ?? '', name });
   }
   return out;
 }

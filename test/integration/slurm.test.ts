@@ -219,6 +219,24 @@ describe('the Slurm executor', () => {
   }, 120_000);
 });
 
+describe('minipach cancel', () => {
+  it("scancels a dataset's jobs: its running datums end as cancelled, not tried again, and nothing is left in squeue", async () => {
+    const ds = await study(4, 'sleep 60', 'datum_tries: 3\n');
+    const run = execa('node', [BIN, 'schedule', '--executor', 'slurm', '--json', '--batch-size', '2'], { cwd: ds.dir, env: { ...ENV, ...cluster.env }, reject: false });
+    await until(async () => (await cluster.queue()).some((l) => l.endsWith(' RUNNING')), 60_000);
+    const c = await ds.minipachWith(cluster.env, 'cancel');
+    expect(c.stdout).toMatch(/^cancelled 1 Slurm job\(s\) \(2 task\(s\)\)/);
+    const r = await run;
+    const report = JSON.parse(r.stdout) as ScheduleJson;
+    expect(r.exitCode).toBe(1);
+    expect(report.counts.failed).toBe(4);
+    expect(report.pipelines[0]!.datums.every((d) => /was cancelled/.test(d.reason) && !/after \d+ tries/.test(d.reason))).toBe(true);
+    expect((await cluster.queue()).filter((l) => / (RUNNING|PENDING|COMPLETING)$/.test(l))).toEqual([]);
+    expect((await ds.minipachWith(cluster.env, 'cancel')).stdout).toBe('no minipach Slurm job to cancel');
+    await ds.fsck();
+  }, 120_000);
+});
+
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {

@@ -97,7 +97,7 @@ async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<
  * dataset is on a shared file system. Interrupted (Ctrl-C, SIGTERM), the run scancels its jobs first.
  */
 async function slurmRunner(ds: Dataset, o: ScheduleFlags) {
-  const { DEFAULT_SLURM, SlurmRunner } = await import('../../exec/slurm.js');
+  const { DEFAULT_SLURM, SlurmRunner } = await import('../../exec/slurm-runner.js');
   const { isRelativePath } = await import('../../exec/scratch.js');
   let home = ds.dir;
   if (!o.sharedFs) {
