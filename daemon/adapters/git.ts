@@ -110,9 +110,7 @@ export class GitRepo {
   }
 
   /** The bytes of a file of a commit (or any tree-ish), or undefined when there is none. */
-  async fileAt(treeish: string, file: string): Promise<Buffer | undefined> {
-    return runBuffer(['git', 'cat-file', 'blob', `${treeish}:${file}`], { cwd: this.dir, env: this.env() }).catch(() => undefined);
-  }
+  fileAt = (treeish: string, file: string): Promise<Buffer | undefined> => runBuffer(['git', 'cat-file', 'blob', `${treeish}:${file}`], { cwd: this.dir, env: this.env() }).catch(() => undefined);
 
   async readBlobs(oids: readonly string[]): Promise<Map<string, Buffer>> {
     if (!oids.length) return new Map();
@@ -175,15 +173,16 @@ export class GitRepo {
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
   }
 
-  /** name -> value of the config keys matching `regexp`. */
-  async configMatching(regexp: string): Promise<Map<string, string>> {
-    const out = (await this.gitUnchecked(['config', '--get-regexp', regexp])).stdout;
+  /** name -> value of the config keys matching `regexp` (of the repository's config, or a file or blob `from`: `commit:path`). */
+  async configMatching(regexp: string, from?: { file: string } | { blob: string }): Promise<Map<string, string>> {
+    const source = !from ? [] : 'file' in from ? ['-f', path.join(this.dir, from.file)] : ['--blob', from.blob];
+    const out = (await this.gitUnchecked(['config', ...source, '--get-regexp', regexp])).stdout;
     return new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const));
   }
 
-  /** Sets a config value; `worktree`: for this worktree only (needs extensions.worktreeConfig). */
-  async setConfig(key: string, value: string, { worktree = false } = {}): Promise<void> {
-    await this.git(['config', ...(worktree ? ['--worktree'] : []), key, value]);
+  /** Sets a config value; `worktree`: for this worktree only (needs extensions.worktreeConfig); `file`: in that file of the repository. */
+  async setConfig(key: string, value: string, { worktree = false, file }: { worktree?: boolean; file?: string } = {}): Promise<void> {
+    await this.git(['config', ...(worktree ? ['--worktree'] : []), ...(file ? ['-f', path.join(this.dir, file)] : []), key, value]);
   }
 
   /** remote name -> URL, for the git remotes that have one. */

@@ -12,6 +12,7 @@ import type { KeyMemo, MemoPipeline } from '../core/key-memo.js';
 import { Annex } from './annex.js';
 import { annexKeyFromLinkTarget, annexKeyFromPointer, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
 import { loadSpec, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
+import { CONTAINER_KEYS, containersOfConfig, DATALAD_CONFIG, type ContainerDef } from '../core/container.js';
 import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from '../core/tree.js';
 
 export class SnapshotReader {
@@ -186,6 +187,13 @@ export class SnapshotReader {
       );
     }
     return specs;
+  }
+
+  /** The containers `.datalad/config` registers at the snapshot's commit (none read when no spec names an image). */
+  async readContainers(snapshot: TreeSnapshot, specs: ReadonlyMap<string, PipelineSpec | SpecError>): Promise<Map<string, ContainerDef>> {
+    const wanted = [...specs.values()].some((s) => !(s instanceof SpecError) && s.transform.image !== null);
+    if (!wanted || !snapshot.byPath.has(DATALAD_CONFIG)) return new Map();
+    return containersOfConfig(await this.repo.configMatching(CONTAINER_KEYS, { blob: `${snapshot.commit}:${DATALAD_CONFIG}` }));
   }
 
   /** Text of files in the snapshot: git blobs in one batch, annexed files from the object store. */

@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { installedFile } from '../adapters/install-dir.js';
 import { MinipachError, SpecError, UsageError } from '../core/errors.js';
 import * as cancel from './commands/cancel.js';
+import * as containers from './commands/containers.js';
 import * as cost from './commands/cost.js';
 import * as datums from './commands/datums.js';
 import * as explain from './commands/explain.js';
@@ -31,7 +32,7 @@ import * as worker from './commands/worker.js';
 export const VERSION = (JSON.parse(readFileSync(installedFile('package.json'), 'utf8')) as { version: string }).version;
 
 /** In the order `minipach --help` lists them. */
-const COMMANDS = [plan, explain, cost, reindex, share, schedule, up, worker, hooks, watch, status, jobs, logs, retry, cancel, datums, slurmTask];
+const COMMANDS = [plan, explain, cost, reindex, share, containers, schedule, up, worker, hooks, watch, status, jobs, logs, retry, cancel, datums, slurmTask];
 
 export function buildProgram(): Command {
   const program = new Command('minipach')

@@ -3,13 +3,12 @@
  * without minipach, reproduces the outputs. So every variable the transform sees is written into the
  * command with its concrete value, and the output directory is created by the command itself.
  */
+import { formatCall, inContainer } from './container.js';
+import { shellQuote } from './shell.js';
 import type { Datum } from './datums.js';
 import type { PipelineSpec } from './spec.js';
 
-/** POSIX shell single-quoting. */
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from './shell.js';
 
 /**
  * datalad formats the command with Python's str.format, so literal braces must be doubled. Its own
@@ -60,7 +59,7 @@ export function clearOutputCommand(outDir: string, pipeline: string): string {
  * `<clear OUT> && env K=V... cmd args` with stdin given as a quoted here-document. When cmd ends in `-c`
  * (as in `cmd: [sh, -c]`), the stdin lines are its script argument instead, which is what that form means.
  */
-export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string): string {
+export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string, container?: { readonly image: string; readonly cmdexec: string }): string {
   const env = datumEnv(spec, datum, outDir);
   const envPart = Object.keys(env)
     .sort()
@@ -76,7 +75,10 @@ export function buildCommand(spec: PipelineSpec, datum: Datum, outDir: string): 
     while (script.includes(tag)) tag += '_';
     run = `${cmd.map(shellQuote).join(' ')} <<'${tag}'\n${script}\n${tag}`;
   } else run = cmd.map(shellQuote).join(' ');
-  return escapeForDatalad(`${clearOutputCommand(outDir, spec.name)} && env ${envPart} ${run}`);
+  const command = `env ${envPart} ${run}`;
+  // In a container: the call datalad-container records, the command inside with the Pachyderm paths.
+  const where = container ? formatCall(container.cmdexec, container.image, inContainer(datum, outDir, command)) : command;
+  return escapeForDatalad(`${clearOutputCommand(outDir, spec.name)} && ${where}`);
 }
 
 /** What datalad fills datalad's placeholders with, as `datalad run` would. */

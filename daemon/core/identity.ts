@@ -7,6 +7,7 @@
  * `identity: path`. Left out on purpose, because they cannot change outputs: datum_tries, datum_timeout,
  * description, the glob itself (its effect is already in the relative paths), the pipeline's name.
  */
+import { resolveContainer, type ContainerDef } from './container.js';
 import { hashCanonical, hashStruct, gitBlobOid } from './hash.js';
 import type { Datum } from './datums.js';
 import { SPEC_FILE, type PipelineSpec } from './spec.js';
@@ -24,6 +25,8 @@ export interface TransformIdentity {
   readonly stdin: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly image: string | null;
+  /** The container `image` names, and its image file's content key (what the transform key holds). */
+  readonly container?: ContainerDef & { readonly key: string };
   readonly code: readonly CodeFile[];
 }
 
@@ -34,7 +37,7 @@ export class MissingCodePath extends Error {
   }
 }
 
-export function transformIdentity(spec: PipelineSpec, snapshot: TreeSnapshot): TransformIdentity {
+export function transformIdentity(spec: PipelineSpec, snapshot: TreeSnapshot, containers: ReadonlyMap<string, ContainerDef> = new Map()): TransformIdentity {
   const code: CodeFile[] = [];
   spec.transform.code.forEach((p, i) => {
     const files = entriesUnder(snapshot, p);
@@ -42,11 +45,15 @@ export function transformIdentity(spec: PipelineSpec, snapshot: TreeSnapshot): T
     for (const f of files) code.push({ path: f.path, key: f.contentKey });
   });
   const t = spec.transform;
+  // The image by its content, not its name: a new image recomputes its pipelines, a renamed one nothing.
+  // Throws ImageError (the planner makes it the pipeline's SpecError).
+  const def = t.image === null ? undefined : resolveContainer(t.image, containers, (p) => snapshot.byPath.has(p));
+  const container = def && { ...def, key: snapshot.byPath.get(def.image)!.contentKey };
   const key = hashStruct([
     'Transform',
-    { cmd: [...t.cmd], stdin: [...t.stdin], env: { ...t.env }, image: t.image, code: code.map((c) => [c.path, c.key]) },
+    { cmd: [...t.cmd], stdin: [...t.stdin], env: { ...t.env }, image: container ? container.key : null, code: code.map((c) => [c.path, c.key]) },
   ]);
-  return { key, cmd: t.cmd, stdin: t.stdin, env: t.env, image: t.image, code };
+  return { key, cmd: t.cmd, stdin: t.stdin, env: t.env, image: t.image, ...(container ? { container } : {}), code };
 }
 
 /** Per input: name and (relative path, content key) of every file. This is what a result records as its inputs. */

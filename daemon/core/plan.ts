@@ -24,6 +24,7 @@ import type { DatumPlan } from './datum-plan.js';
 import { awaitedDatums, blockedBehind, UnsettledIndex, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
+import { ImageError, type ContainerDef } from './container.js';
 import { KeyMemoLookup, pipelineSignature, type KeyMemo } from './key-memo.js';
 
 export type { Action, DatumPlan } from './datum-plan.js';
@@ -60,9 +61,11 @@ export interface PlanInput {
   readonly index: ResultIndex;
   /** Keys of an earlier plan, for datums whose inputs did not change since. */
   readonly memo?: KeyMemo;
+  /** Containers `.datalad/config` registers at this commit, for specs with `transform.image`. */
+  readonly containers?: ReadonlyMap<string, ContainerDef>;
 }
 
-export function planDataset({ snapshot, specs, index, memo }: PlanInput): Plan {
+export function planDataset({ snapshot, specs, index, memo, containers = new Map() }: PlanInput): Plan {
   const names = [...specs.keys()].sort();
   const upstreamOf = new Map(names.map((n) => [n, upstreamPipelines(specs.get(n)!, names)] as const));
   const order = topologicalOrder(names, upstreamOf);
@@ -94,7 +97,7 @@ export function planDataset({ snapshot, specs, index, memo }: PlanInput): Plan {
       continue;
     }
     try {
-      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled, keys }));
+      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled, keys, containers }));
     } catch (e) {
       if (!(e instanceof SpecError)) throw e;
       byName.set(name, { ...base, status: 'invalid', error: e, notes: [...spec.notes], spec });
@@ -115,6 +118,7 @@ interface PlanContext {
   readonly unsettled: Map<string, readonly Unsettled[]>;
   /** Where datum keys come from: the memo when it holds, else hashing (counted). */
   readonly keys: { readonly memo?: KeyMemoLookup; hashed: number };
+  readonly containers: ReadonlyMap<string, ContainerDef>;
 }
 
 
@@ -122,8 +126,9 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   const { snapshot, index, outputs } = ctx;
   let transform: TransformIdentity;
   try {
-    transform = transformIdentity(spec, snapshot);
+    transform = transformIdentity(spec, snapshot, ctx.containers);
   } catch (e) {
+    if (e instanceof ImageError) throw new SpecError(spec.file, undefined, 'transform.image', e.message, e.hint);
     if (e instanceof MissingCodePath) {
       throw new SpecError(spec.file, undefined, `transform.code[${e.index}]`, `"${e.path}" does not exist in commit ${snapshot.commit.slice(0, 12)}`, 'commit the file or fix the path');
     }

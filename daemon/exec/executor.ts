@@ -27,6 +27,10 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
   let checkout: Awaited<ReturnType<typeof scratchCheckout>> | undefined;
   let guard: InputGuard | undefined;
   try {
+    if (job.spec.transform.image !== null) {
+      const reason = `${job.spec.name} names an image: containers run with the native executor (the default, also on workers and Slurm), not executor: datalad`;
+      return { ok: false, reason, stderrTail: '', resources: resources(), log: reason, permanent: true };
+    }
     const paths = [...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir];
     checkout = await scratchCheckout(ds, job.baseCommit, paths, job.key.slice(0, 12));
     const problem = await installSubdatasets(ds, checkout.dir, job.datum);

@@ -9,6 +9,7 @@
  * exit, chain), the annex keys and the tree; inputs are read-only to the command; the output directory
  * starts empty; a failing datum fails alone; each datum's result is handed on as it finishes.
  */
+import { existsSync, lstatSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Annex, AnnexAdder } from '../adapters/annex.js';
@@ -16,6 +17,7 @@ import type { Dataset } from '../adapters/dataset.js';
 import type { TreeChange } from '../adapters/git.js';
 import { canMountReadOnly, readOnlyArgv, runUnchecked, startMountSandbox, watchGroup, type MountSandbox } from '../adapters/process.js';
 import { expandDataladCommand } from '../core/command.js';
+import { CONTAINER_KEYS, containersOfConfig, DATALAD_CONFIG, ImageError, resolveContainer, type ContainerDef } from '../core/container.js';
 import { annexKeyFromLinkTarget, annexKeyFromPointer } from '../core/content-key.js';
 import { gitBlobOid } from '../core/hash.js';
 import { datumOutputs } from '../core/identity.js';
@@ -50,7 +52,9 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
   // Results being handed in: the next datum runs meanwhile.
   const handingIn: Promise<void>[] = [];
   try {
-    const paths = jobs.flatMap((j) => [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code, j.outputDir]);
+    // An image named by its path (not a registered name or a reference) is checked out with the inputs.
+    const image = (j: ComputeJob) => (j.spec.transform.image && !/[:@]/.test(j.spec.transform.image) ? [j.spec.transform.image] : []);
+    const paths = jobs.flatMap((j) => [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code, ...image(j), j.outputDir]);
     checkout = await scratchCheckout(ds, baseCommit, [...new Set(paths)], jobs[0]!.key.slice(0, 12));
     sandbox = await readOnlySandbox(ds, checkout.dir, jobs);
     await getInputsContent(checkout.dir, jobs);
@@ -130,9 +134,11 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
   });
   const problem = await installSubdatasets(ds, checkout.dir, job.datum);
   if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
-  const request = dataladRunRequest(job);
+  const container = await containerOf(checkout, job);
+  if (typeof container === 'string') return { ok: false, reason: container, stderrTail: '', resources: resources(), log: container, permanent: true };
+  const request = dataladRunRequest(job, container);
   const annex = new Annex(checkout.dir);
-  const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code];
+  const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code, ...request.extraInputs];
   // The batch's namespace protects inputs present when it began; a datum's subdatasets come later.
   const shared = sandbox && !subdatasetsNeeded(job.datum).length ? sandbox : undefined;
   const guard = await guardInputs(checkout.dir, inputFiles, request.inputs, (missing) => annex.get(missing), { sandboxed: shared !== undefined });
@@ -163,6 +169,11 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     const damaged = await guard.changed();
     if (damaged.length) return { ok: false, reason: damagedInputs(damaged), stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${damagedInputs(damaged)}\n`, permanent: true };
     if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
+    // The runtime's own failures (no image, no such command in it) are not the command's exit codes.
+    if (container && r.exitCode !== undefined && r.exitCode >= 125 && r.exitCode <= 127) {
+      const reason = `the container ${container.name} did not run (${runtimeOf(container) ?? 'runtime'} exit ${r.exitCode}): ${tail(r.stderr, 1) || 'no message'}`;
+      return { ok: false, reason, stderrTail, resources: resources(), log };
+    }
     if (r.exitCode !== 0) return { ok: false, exit: r.exitCode, reason: commandFailure(r.exitCode ?? -1, r.stderr), stderrTail, resources: resources(), log };
 
     const files = await addOutputs(checkout.dir, adder, job);
@@ -170,7 +181,7 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
       escapingOutput(job, files.filter((f) => f.mode === MODE_SYMLINK && !f.key).map((f) => ({ path: f.path, target: f.content.toString('utf8') }))) ??
       (await contentlessOutput(ds, job, files.flatMap((f) => (f.mode === MODE_SYMLINK && !f.key && annexKeyFromLinkTarget(f.content.toString('utf8')) ? [{ path: f.path, key: annexKeyFromLinkTarget(f.content.toString('utf8'))! }] : []))));
     if (refused) return { ok: false, reason: refused, stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${refused}`, permanent: true };
-    const record: DataladRunRecord = { cmd: request.command, chain: [], ...(dsid ? { dsid } : {}), exit: 0, extra_inputs: [], inputs: [...request.inputs], outputs: [...request.outputs], pwd: '.' };
+    const record: DataladRunRecord = { cmd: request.command, chain: [], ...(dsid ? { dsid } : {}), exit: 0, extra_inputs: [...request.extraInputs], inputs: [...request.inputs], outputs: [...request.outputs], pwd: '.' };
     const outputs: OutputEntry[] = files.map((f) => ({ mode: f.mode, type: 'blob', oid: gitBlobOid(f.content), size: f.content.length, path: f.path, content: f.content }));
     // The run commit is written later, by whoever needs one: in this process the committer writes the
     // blobs with its commits; a worker hands a run commit that carries them to the origin.
@@ -179,6 +190,39 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     await guard.dispose();
   }
 }
+
+/**
+ * The container a datum runs in, from the checkout's `.datalad/config` (the plan checked it at this
+ * commit), with its runtime installed here; or why it cannot run, with what to install or fetch.
+ */
+async function containerOf(checkout: ScratchCheckout, job: ComputeJob): Promise<ContainerDef | string | undefined> {
+  const image = job.spec.transform.image;
+  if (image === null) return undefined;
+  let container: ContainerDef;
+  try {
+    const defs = containersOfConfig(await checkout.repo.configMatching(CONTAINER_KEYS, { file: DATALAD_CONFIG }));
+    container = resolveContainer(image, defs, (p) => existsSync(path.join(checkout.dir, p)) || lstatExists(path.join(checkout.dir, p)));
+  } catch (e) {
+    return e instanceof ImageError ? `${e.message}: ${e.hint}` : `cannot find image "${image}": ${(e as Error).message}`;
+  }
+  const runtime = runtimeOf(container);
+  if (runtime && !onPath(runtime)) return `the container runtime ${runtime} is not installed here (not on PATH): install it (e.g. apt install ${runtime}) or run ${job.spec.name} where it is`;
+  return container;
+}
+
+/** The runtime a container's call starts. */
+const runtimeOf = (c: ContainerDef) => /\b(podman|docker|apptainer|singularity)\b/.exec(c.cmdexec)?.[1];
+
+const lstatExists = (p: string) => {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const onPath = (cmd: string) => (process.env['PATH'] ?? '').split(':').some((d) => d && existsSync(path.join(d, cmd)));
 
 /** A successful outcome once its result is handed on (a worker's hand-in), or failed for not getting there. */
 async function handedIn(job: ComputeJob, outcome: ComputeOutcome, hooks: ComputeHooks): Promise<ComputeOutcome> {

@@ -8,6 +8,7 @@ import type { ResultToHandIn } from './hand-in.js';
 import type { LsTreeEntry } from '../adapters/git.js';
 import type { Dataset } from '../adapters/dataset.js';
 import { buildCommand } from '../core/command.js';
+import type { ContainerDef } from '../core/container.js';
 import { annexKeyFromLinkTarget } from '../core/content-key.js';
 import { datumLabel } from '../core/datum-label.js';
 import type { Datum } from '../core/datums.js';
@@ -59,12 +60,14 @@ export type ComputeOutcome =
     };
 
 /** What `datalad run` is asked to do for a job: its inputs (and code) are got, its output directory saved. */
-export function dataladRunRequest(job: Pick<ComputeJob, 'spec' | 'datum' | 'outputDir'>) {
+export function dataladRunRequest(job: Pick<ComputeJob, 'spec' | 'datum' | 'outputDir'>, container?: ContainerDef) {
   return {
     message: `minipach ${datumLabel(job.spec.name, job.datum.name)}`,
     inputs: [...new Set([...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code])],
     outputs: [job.outputDir],
-    command: buildCommand(job.spec, job.datum, job.outputDir),
+    // As `datalad containers-run` records it: the image is an extra input, got before a rerun.
+    extraInputs: container ? [container.image] : [],
+    command: buildCommand(job.spec, job.datum, job.outputDir, container),
   };
 }
 

@@ -45,7 +45,7 @@ export class QueueRunner implements ComputeRunner {
   constructor(
     private readonly q: DatumQueue,
     private readonly ds: Dataset,
-    private readonly target: { readonly dataset: string; readonly origin: string; readonly executor?: ExecutorName },
+    private readonly target: { readonly dataset: string; readonly origin: string; readonly executor?: ExecutorName; readonly pipelineExecutors?: Readonly<Record<string, ExecutorName>> },
     /** Aborting stops waiting (the daemon is stopping); the jobs stay queued for the next start. */
     private readonly signal?: AbortSignal,
   ) {}
@@ -63,7 +63,7 @@ export class QueueRunner implements ComputeRunner {
       specFile: r.spec.file,
       specSource: r.spec.source,
       datum: r.plan.datum!,
-      executor: this.target.executor,
+      executor: this.target.pipelineExecutors?.[r.plan.pipeline] ?? this.target.executor,
     });
     for (const r of requests) pending.set(await this.q.enqueue(dataOf(r), r.spec.datumTries), r);
     this.onEnqueued?.();

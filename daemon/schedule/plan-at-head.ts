@@ -25,7 +25,8 @@ export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), st
   const head = (await ds.repo.resolve(ds.ref))!;
   const snapshot = await reader.read(head);
   const [specs, index, memo] = await Promise.all([reader.readSpecs(snapshot), store.load(head), reader.keyMemo(head)]);
-  const plan = planDataset({ snapshot, specs, index, memo });
+  const containers = await reader.readContainers(snapshot, specs);
+  const plan = planDataset({ snapshot, specs, index, memo, containers });
   // Kept for this commit when it has none yet, or when keys were hashed (new datums, changed inputs).
   if (plan.hashed || memo?.commit !== head) await reader.keepKeys(head, memoOfPlan(plan.pipelines, snapshot.byPath));
   const sources = plan.pipelines.flatMap((p) => p.datums).flatMap((d) => (d.action === 'link' && d.source && !('pending' in d.source) ? [d.source] : []));
@@ -33,5 +34,5 @@ export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), st
   const planning = { snapshot: reader.howRead?.commit === head ? reader.howRead.source : 'read', hashed: plan.hashed };
   if (!unavailable.size) return { plan, head, index, planning };
   const checked = withUnavailable(index, unavailable);
-  return { plan: planDataset({ snapshot, specs, index: checked, memo }), head, index: checked, planning };
+  return { plan: planDataset({ snapshot, specs, index: checked, memo, containers }), head, index: checked, planning };
 }

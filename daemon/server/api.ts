@@ -24,6 +24,8 @@ export interface DaemonStatus {
   readonly jobs: Record<string, number>;
   readonly throughput: { computed_last_minute: number; computed_per_minute_last_10_minutes: number };
   readonly datasets: readonly Record<string, unknown>[];
+  /** Datums running away from the workers (on Slurm): which datum, in which task. */
+  readonly running_elsewhere: readonly { dataset: string; datum: string; on: string }[];
 }
 
 export interface DaemonApi {

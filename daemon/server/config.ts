@@ -21,8 +21,10 @@ export interface DatasetConfig {
   readonly branches?: readonly string[];
   /** A git remote of the clone to fetch from and push results to. */
   readonly remote?: string;
-  /** How its datums' commands run: native (a datalad run record without datalad run), or datalad. @defaultValue "native" */
+  /** How its datums' commands run: native (a datalad run record without datalad run), datalad, or slurm. @defaultValue "native" */
   readonly executor: ExecutorName;
+  /** Pipelines whose datums run otherwise than `executor` (e.g. only the heavy one on Slurm). */
+  readonly pipelineExecutors: Readonly<Record<string, ExecutorName>>;
   /** The Gitea/Forgejo repository (`owner/name`) whose webhooks are about this dataset. */
   readonly repository?: string;
   /** Buckets (and key prefixes) whose objects become files under `path` of this dataset. */
@@ -93,6 +95,10 @@ export const CONFIG_SCHEMA = {
           remote: { type: 'string', minLength: 1 },
           repository: { type: 'string', pattern: '^[^/\\s]+/[^/\\s]+$' },
           executor: { enum: [...EXECUTORS] },
+          pipelines: {
+            type: 'object',
+            additionalProperties: { type: 'object', additionalProperties: false, properties: { executor: { enum: [...EXECUTORS] } } },
+          },
           minio: {
             type: 'array',
             items: {
@@ -206,7 +212,8 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
       return { bucket: m.bucket, prefix: m.prefix ?? '', path: target };
     });
     const executor = (d['executor'] as ExecutorName | undefined) ?? 'native';
-    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, executor, minio };
+    const pipelineExecutors = Object.fromEntries(Object.entries((d['pipelines'] as Record<string, { executor?: ExecutorName }> | undefined) ?? {}).flatMap(([k, v]) => (v.executor ? [[k, v.executor]] : [])));
+    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, executor, pipelineExecutors, minio };
   });
   const http = (obj['http'] as { host?: string; port?: number; token?: string } | undefined) ?? {};
   const secrets = (obj['secrets'] as { gitea?: string; minio?: string; git?: string } | undefined) ?? {};

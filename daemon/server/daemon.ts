@@ -85,7 +85,7 @@ export class Daemon implements DaemonApi {
       // Workers clone from, and hand results in to, the remote when there is one, else the daemon's clone.
       const origin = (await remoteLocation(ds))?.url ?? ds.dir;
       const dc = this.config.datasets.find((c) => c.name === name)!;
-      const runner = new QueueRunner(this.queue, ds, { dataset: name, origin, executor: dc.executor }, this.abort.signal);
+      const runner = new QueueRunner(this.queue, ds, { dataset: name, origin, executor: dc.executor, pipelineExecutors: dc.pipelineExecutors }, this.abort.signal);
       this.followers.push(new Follower(name, ds, runner, { nextRunId: () => ++this.runIds, log: (m) => this.logger.warn(m), onRunEnd: (run) => this.runEnded(run) }));
       targets.push({ dataset: name, dir: ds.dir, gitDir: ds.gitDir, origin, repository: dc.repository, minio: dc.minio });
     }
@@ -99,7 +99,7 @@ export class Daemon implements DaemonApi {
         stateDir: path.join(stateDir, 'workers'),
         log: (m) => this.logger.info(m),
         // Only when a dataset asks for Slurm: the dispatcher needs sbatch and squeue on this machine.
-        slurm: this.config.datasets.some((d) => d.executor === 'slurm') ? this.config.slurm : undefined,
+        slurm: this.config.datasets.some((d) => d.executor === 'slurm' || Object.values(d.pipelineExecutors).includes('slurm')) ? this.config.slurm : undefined,
       });
       this.workers.push(w);
     }
@@ -142,6 +142,7 @@ export class Daemon implements DaemonApi {
         computed_per_minute_last_10_minutes: this.completions.filter((t) => t > now - 600_000).length / 10,
       },
       datasets: this.followers.map(followerStatus),
+      running_elsewhere: (await this.queue.summaries(['active'])).flatMap((j) => (j.ranOn ? [{ dataset: j.dataset, datum: j.datum, on: j.ranOn }] : [])),
     };
   }
 

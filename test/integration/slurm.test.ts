@@ -181,11 +181,11 @@ describe('the Slurm executor', () => {
     await ds.fsck();
   });
 
-  it('a daemon whose dataset says executor: slurm: its workers send batches to Slurm, jobs show the task, stopping scancels', async () => {
+  it('a daemon whose config sends a pipeline to Slurm: its workers submit batches, jobs, status and logs show the task, stopping scancels', async () => {
     const ds = await study(6, 'sleep 1; cp "$MINIPACH_IN_raw/data.txt" "$MINIPACH_OUT/copy"');
     const base = await ds.head();
     const config = path.join(path.dirname(ds.dir), 'minipach.yml');
-    writeFileSync(config, `datasets:\n  - path: ${ds.dir}\n    executor: slurm\nworkers: 1\nslurm:\n  batch_size: 3\n  max_running: 2\n`);
+    writeFileSync(config, `datasets:\n  - path: ${ds.dir}\n    pipelines: { count: { executor: slurm } }\nworkers: 1\nslurm:\n  batch_size: 3\n  max_running: 2\n`);
     const daemon = await startDaemon(ds.dir, ['--config', config, '--workers', '1'], cluster.env);
     try {
       await until(async () => (await runCommits(ds, base)).length === 6, 120_000);
@@ -196,8 +196,9 @@ describe('the Slurm executor', () => {
       await ds.save('slow');
       expect((await ds.minipachWith(cluster.env, 'schedule', '--no-wait')).exitCode).toBe(0);
       await until(async () => (await cluster.queue()).some((l) => l.endsWith(' RUNNING')), 60_000);
-      // While they run, jobs says where.
+      // While they run, jobs and status say where.
       expect((await ds.minipachWith(cluster.env, 'jobs')).stdout).toMatch(/active +\S+ count\/s\d+ .* on Slurm task \d+_\d+/);
+      expect((await ds.minipachWith(cluster.env, 'status')).stdout).toMatch(/running count\/s\d+ on Slurm task \d+_\d+/);
     } finally {
       await daemon.stop();
     }

@@ -27,7 +27,7 @@ export function register(program: Command): void {
       if (o.spec) specs.set(pipeline, loadSpec(`${pipeline}/spec.yml`, await readFile(o.spec, 'utf8')));
       if (!specs.has(pipeline)) throw new UsageError(`no pipeline "${pipeline}": there is no ${pipeline}/spec.yml on ${ds.branch} (try --spec FILE)`);
       // The same plan as schedule's, so the preview shows exactly the datums (and keys) it would run.
-      const plan = planDataset({ snapshot, specs, index: await new ResultStore(ds).load(head) });
+      const plan = planDataset({ snapshot, specs, index: await new ResultStore(ds).load(head), containers: await reader.readContainers(snapshot, specs) });
       const p = plan.pipelines.find((x) => x.name === pipeline)!;
       if (p.error) throw p.error;
       const rows = datumRows(p);

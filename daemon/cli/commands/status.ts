@@ -6,6 +6,7 @@ interface StatusJson {
   daemon: { url: string; pid: number; uptime_seconds: number };
   jobs: Record<string, number>;
   throughput: { computed_last_minute: number; computed_per_minute_last_10_minutes: number };
+  running_elsewhere: { dataset: string; datum: string; on: string }[];
   datasets: {
     name: string;
     dir: string;
@@ -35,6 +36,7 @@ export function register(program: Command): void {
       for (const d of s.datasets) {
         out(`\n${d.name} ${d.branch} (${d.dir}): ${d.state}${d.progress?.total ? ` ${d.progress.done}/${d.progress.total}` : ''}`);
         if (d.last_run) out(`  last run ${d.last_run.finished_at} at ${d.last_run.head.slice(0, 12)}: ${counts(d.last_run.counts)}`);
+        for (const r of s.running_elsewhere.filter((x) => x.dataset === d.name)) out(`  running ${r.datum} on ${r.on}`);
         for (const p of d.pipelines ?? []) out(`  ${p.name.padEnd(24)} ${p.status.padEnd(8)} ${p.datums} datums${p.failed ? `, ${p.failed} failed` : ''}${p.error ? `  ${p.error}` : ''}`);
       }
     });
