@@ -21,14 +21,24 @@ export async function registeredContainers(ds: Dataset): Promise<Map<string, Con
   return containersOfConfig(await ds.repo.configMatching(CONTAINER_KEYS, { file: DATALAD_CONFIG }));
 }
 
-export async function addContainer(ds: Dataset, name: string, from: string, runtime: Runtime): Promise<ContainerDef> {
+export async function addContainer(ds: Dataset, name: string, from: string, runtime: Runtime, origin?: string): Promise<ContainerDef> {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`"${name}" cannot name a container: use letters, digits, ".", "_" and "-"`);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'minipach-image-'));
   try {
     const archive = path.join(tmp, 'image');
     const isFile = await stat(from).then((s) => s.isFile(), () => false);
     let url: string | undefined;
-    if (isFile && (runtime === 'apptainer' || (await isOciArchive(from)))) await copyFile(from, archive);
+    if (isFile && (runtime === 'apptainer' || (await isOciArchive(from)))) {
+      await copyFile(from, archive);
+      if (origin) {
+        // An archive said to be a registry image: it must be that image, byte for byte (its manifest digest).
+        const digest = /@(sha256:[0-9a-f]{64})$/.exec(origin)?.[1];
+        const actual = runtime === 'apptainer' ? undefined : await manifestDigest(from);
+        if (!digest) throw new UsageError(`--url ${origin} is not pinned by digest (name@sha256:<64 hex>)`);
+        if (actual && actual !== digest) throw new UsageError(`${from} is not ${origin}: its manifest digest is ${actual}`);
+        url = origin;
+      }
+    }
     else if (isFile) {
       // A root file system tarball: an image of it, saved as an OCI archive.
       const ref = `localhost/minipach-${name.toLowerCase()}:latest`;
@@ -53,6 +63,13 @@ export async function addContainer(ds: Dataset, name: string, from: string, runt
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** The digest of the (first) image manifest of an OCI archive, from its index.json: the image's identity in a registry. */
+async function manifestDigest(file: string): Promise<string | undefined> {
+  const r = await runUnchecked(['tar', '-xOf', file, 'index.json']);
+  if (r.exitCode !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { manifests?: { digest?: string }[] }).manifests?.[0]?.digest;
 }
 
 /** An OCI image layout in a tar file has an `oci-layout` file at its root. */

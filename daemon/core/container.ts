@@ -63,10 +63,14 @@ export function resolveContainer(image: string, containers: ReadonlyMap<string, 
     return found;
   }
   if (isReference(image)) {
-    const pinned = /@sha256:[0-9a-f]{64}$/.test(image.replace(/^docker:\/\//, ''));
-    if (!pinned) throw new ImageError(`image "${image}" is a registry reference without a digest: what it names can change`, `pin it by digest (name@sha256:...) and add it: minipach containers add <name> --from ${image}@sha256:<digest>`);
-    const added = [...containers.values()].find((c) => c.url && c.url.replace(/^docker:\/\//, '') === image.replace(/^docker:\/\//, ''));
+    // Only an image pinned by digest is accepted, and only from the dataset: the spec pins it
+    // (name@sha256:...), or the container added from that reference does (its url), so a Pachyderm spec
+    // naming `pachyderm/opencv:1.0` runs unchanged once the dataset holds that image.
+    const bare = (r: string) => r.replace(/^docker:\/\//, '');
+    const added = [...containers.values()].find((c) => c.url && (bare(c.url) === bare(image) || bare(c.url).replace(/@sha256:[0-9a-f]{64}$/, '') === bare(image)));
     if (added) return resolveContainer(added.name, containers, exists);
+    const pinned = /@sha256:[0-9a-f]{64}$/.test(bare(image));
+    if (!pinned) throw new ImageError(`image "${image}" is a registry reference without a digest, and no container of the dataset was added from it: what it names can change`, `add it pinned: minipach containers add <name> --from ${image}@sha256:<digest> (or --from an archive of it with --url ${image}@sha256:<digest>)`);
     throw new ImageError(`image "${image}" is not in the dataset`, `add it, so that every run has its exact bytes: minipach containers add <name> --from ${image}`);
   }
   if (exists(image)) return { name: image, image, cmdexec: CMDEXEC.podman };

@@ -6,8 +6,12 @@ describe('daemon configuration', () => {
 
   it('fills defaults and resolves dataset paths against the file', () => {
     const c = parseConfig(file, { datasets: [{ path: 'data/study', branches: ['main'], remote: 'origin' }] }, {});
-    expect(c.datasets).toEqual([{ name: 'study', path: '/etc/minipach/data/study', branches: ['main'], remote: 'origin', repository: undefined, executor: 'native', minio: [] }]);
+    expect(c.datasets).toEqual([{ name: 'study', path: '/etc/minipach/data/study', branches: ['main'], remote: 'origin', repository: undefined, executor: 'native', pipelineExecutors: {}, minio: [] }]);
     expect(c).toMatchObject({ queuePrefix: 'minipach', http: { host: '127.0.0.1', port: 8177 }, workers: 1, concurrency: 1, redisUrl: undefined });
+    expect(c.slurm).toMatchObject({ batchSize: 50, maxArray: 1000, maxQueued: 500, sharedFs: false });
+    const s = parseConfig(file, { datasets: [{ path: '/d', pipelines: { recon: { executor: 'slurm' } } }], slurm: { batch_size: 10, max_running: 4, shared_fs: true, sbatch: '/opt/site/sbatch' } }, {});
+    expect(s.datasets[0]!.pipelineExecutors).toEqual({ recon: 'slurm' });
+    expect(s.slurm).toMatchObject({ batchSize: 10, maxRunning: 4, sharedFs: true, clients: { sbatch: '/opt/site/sbatch' } });
   });
 
   it('lets environment variables override the file', () => {
@@ -22,7 +26,7 @@ describe('daemon configuration', () => {
 
   it('names the key of an invalid value', () => {
     const bad = [
-      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote, repository, executor, minio\)/],
+      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote, repository, executor, pipelines, minio\)/],
       [{ datasets: [] }, /datasets: must NOT have fewer than 1 items/],
       [{ datasets: [{ path: '/d' }], http: { port: 'eighty' } }, /http\.port: must be integer/],
       [{}, /must have required property 'datasets'/],

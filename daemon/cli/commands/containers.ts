@@ -14,11 +14,12 @@ export function register(program: Command): void {
     .argument('<name>', 'the name specs give as transform.image')
     .requiredOption('--from <source>', 'an OCI archive, a root file system tarball, or a registry reference pinned by digest (name@sha256:...)')
     .addOption(new Option('--runtime <runtime>', 'the runtime its recorded call uses').choices(RUNTIMES).default('podman'))
+    .option('--url <ref@digest>', 'with an archive: the registry image it is (checked against its manifest digest); specs naming that reference use it')
     .argument('[dataset]', 'dataset directory', '.')
-    .action(async (name: string, dir: string, o: { from: string; runtime: Runtime }) => {
+    .action(async (name: string, dir: string, o: { from: string; runtime: Runtime; url?: string }) => {
       const ds = await openDataset(dir);
       const { addContainer } = await import('../../adapters/containers.js');
-      const c = await addContainer(ds, name, o.from, o.runtime);
+      const c = await addContainer(ds, name, o.from, o.runtime, o.url);
       out(`added container ${c.name}: ${c.image} (${o.runtime})${c.url ? ` from ${c.url}` : ''}; use it with transform.image: ${c.name}`);
     });
   containers
