@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages minipach needs (git, git-annex, datalad, redis-server) when they are missing;
-# with --tests, also what the test suite runs against for real: a private Slurm cluster (slurm-wlm, munge).
+# with --tests, also what the test suite runs against for real: a private Slurm cluster (slurm-wlm, munge) and
+# podman (with runc, and busybox-static to build test images from: there is no registry).
 # Idempotent; runs as root (or through sudo). Used by `npm test` (with --tests) and `npm run demo`.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ "${1:-}" = "--tests" ]; then
   command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || need+=(munge)
+  command -v podman >/dev/null 2>&1 || need+=(podman)
+  command -v runc >/dev/null 2>&1 || need+=(runc)
+  [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

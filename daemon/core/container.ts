@@ -8,7 +8,7 @@
  * The command then runs as `datalad containers-run` runs it: the record's `cmd` is the call with `{img}` and
  * `{cmd}` filled, and the image is among its `extra_inputs`, so `datalad rerun` on a plain clone gets the
  * image and replays the call with nothing but the container runtime installed. Inside, the Pachyderm paths
- * exist: `/pfs/<input name>` for each input and `/pfs/out` for the output directory.
+ * exist: `/pfs/<input name>/<matched path>` for each input and `/pfs/out` for the output directory.
  */
 import { shellQuote } from './shell.js';
 import type { Datum } from './datums.js';
@@ -98,8 +98,14 @@ export function containersOfConfig(entries: ReadonlyMap<string, string>): Map<st
  * dataset mounted at its own path), then `run` from the dataset root. The image needs `sh`, `mkdir` and `ln`.
  */
 export function inContainer(datum: Datum, outputDir: string, run: string): string {
-  const links = [...datum.inputs.map((i) => [i.path, i.name] as const), [outputDir, 'out'] as const].map(([target, name]) => `ln -s "$PWD"/${shellQuote(target)} /pfs/${shellQuote(name)}`);
-  return `sh -c ${shellQuote(['mkdir -p /pfs', ...links, 'exec "$@"'].join(' && '))} sh ${run}`;
+  // As Pachyderm mounts them: the repo at /pfs/<input name>, holding the datum's matched path under its own
+  // name (/pfs/images/a.png for glob "/*"); the whole repo for glob "/".
+  const links = datum.inputs.map((i) => {
+    const at = i.matched ? `/pfs/${i.name}/${i.matched}` : `/pfs/${i.name}`;
+    return `mkdir -p ${shellQuote(at.slice(0, at.lastIndexOf('/')))} && ln -s "$PWD"/${shellQuote(i.path)} ${shellQuote(at)}`;
+  });
+  const steps = ['mkdir -p /pfs', ...links, `ln -s "$PWD"/${shellQuote(outputDir)} /pfs/out`, 'exec "$@"'];
+  return `sh -c ${shellQuote(steps.join(' && '))} sh ${run}`;
 }
 
 /** `cmdexec` with the image and command filled in, as datalad-container fills it (Python's str.format). */
