@@ -79,4 +79,21 @@ minipach plan --cpu-hour-cost 0.05 | sed -n '/^forecast/,$p'
 minipach schedule
 echo; minipach cost wordcount
 git -C "$ds" fsck --no-progress --no-dangling && git -C "$ds" annex fsck --fast --quiet && echo "git fsck and git annex fsck: clean"
+
+step "10. A pipeline in a container: its image is a file of the dataset, recorded as datalad containers-run does"
+# This machine kind needs podman set up as containers/README.md says; a usual podman needs none of it.
+export CONTAINERS_CONF="$here/containers/containers.conf" CONTAINERS_STORAGE_CONF="$here/containers/storage.conf"
+"$here/containers/build.sh" busybox "$work/busybox.oci" >/dev/null
+minipach containers add busybox --from "$work/busybox.oci"
+mkdir -p shout && cp "$here/specs/examples/shout/spec.yml" shout/spec.yml
+datalad save -m "a pipeline in a container" >/dev/null
+minipach schedule
+echo "shout/sub-01/session.txt: $(cat shout/sub-01/session.txt | head -1)"
+echo "shout/sub-01/ran-in: $(cat shout/sub-01/ran-in)"
+git log -1 --format=%B --grep='^\[DATALAD RUNCMD\] minipach shout/sub-01' | sed -n '/=== Do not change/,/\^\^\^/p' | python3 -c '
+import json, sys
+body = sys.stdin.read().split("\n", 1)[1].rsplit("\n^^^", 1)[0]
+r = json.loads(body)
+print("  extra_inputs:", r["extra_inputs"])
+print("  cmd:         ", r["cmd"][:150] + " ...")'
 echo; echo "The demo dataset is in $ds"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages minipach needs (git, git-annex, datalad, redis-server) when they are missing;
-# with --tests, also what the test suite runs against for real: a private Slurm cluster (slurm-wlm, munge) and
-# podman (with runc, and busybox-static to build test images from: there is no registry).
+# Installs the system packages minipach needs (git, git-annex, datalad, redis-server) and the demo's container
+# runtime (podman, runc, busybox-static to build its image from: no registry needed) when they are missing;
+# with --tests, also the private Slurm cluster the suite runs against (slurm-wlm, munge).
 # Idempotent; runs as root (or through sudo). Used by `npm test` (with --tests) and `npm run demo`.
 set -euo pipefail
 
@@ -10,12 +10,13 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v git-annex >/dev/null 2>&1 || need+=(git-annex)
 command -v datalad >/dev/null 2>&1 || need+=(datalad)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The demo's container pipeline (and the tests'): podman, runc, and busybox-static to build its image from.
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ "${1:-}" = "--tests" ]; then
   command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || need+=(munge)
-  command -v podman >/dev/null 2>&1 || need+=(podman)
-  command -v runc >/dev/null 2>&1 || need+=(runc)
-  [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
