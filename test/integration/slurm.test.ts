@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ENV, failures, TestDataset, type ScheduleJson } from '../helpers/dataset.js';
 import { clusterLogs, startSlurmCluster, type SlurmCluster } from '../helpers/slurm.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { podman } from '../helpers/podman.js';
 
 let cluster: SlurmCluster;
 const cleanups: (() => void)[] = [];
@@ -167,6 +168,23 @@ describe('the Slurm executor', () => {
     expect((await runCommits(ds, base)).length).toBe(4);
     await ds.fsck();
   }, 240_000);
+
+  it('a pipeline with an image runs in its container on the nodes (podman there), got from the origin like an input', async () => {
+    const pm = podman();
+    cleanups.push(() => pm.cleanup());
+    const image = await pm.ociArchive(await pm.rootfs('bb'), 'localhost/minipach-slurm-bb:1');
+    const ds = await study(2, 'busybox | head -1 | cut -d" " -f1 > /pfs/out/os; cat /pfs/raw/*/data.txt > /pfs/out/copy', '');
+    expect((await ds.minipachWith(pm.env, 'containers', 'add', 'bb', '--from', image)).exitCode).toBe(0);
+    ds.write({ 'count/spec.yml': readFileSync(path.join(ds.dir, 'count/spec.yml'), 'utf8').replace('transform:\n', 'transform:\n  image: bb\n') });
+    await ds.save('in a container');
+    await ds.git('push', '-q', 'origin', 'HEAD');
+    await ds.git('annex', 'copy', '--quiet', '--to', 'origin', '.datalad/environments/bb/image');
+    const r = await slurmSchedule(ds, [], pm.env);
+    expect(r.exitCode, failures(r.report) + r.stderr).toBe(0);
+    await ds.git('annex', 'get', '--quiet', 'count');
+    expect(readFileSync(path.join(ds.dir, 'count/s001/os'), 'utf8')).toBe('BusyBox\n');
+    expect(readFileSync(path.join(ds.dir, 'count/s001/copy'), 'utf8')).toBe('subject 1\n');
+  }, 120_000);
 
   it('on a shared file system the tasks work in the dataset itself: no origin, no clone, content here', async () => {
     const ds = await TestDataset.create();
