@@ -62,6 +62,8 @@ export function resolveContainer(image: string, containers: ReadonlyMap<string, 
     if (!exists(found.image)) throw new ImageError(`container "${found.name}" is registered, but its image ${found.image} is not in this commit`, `minipach containers add ${found.name} --from <image> again, and commit`);
     return found;
   }
+  // A file of the commit is an image by path, even where its name looks like a reference (images/x.oci).
+  if (exists(image)) return { name: image, image, cmdexec: CMDEXEC.podman };
   if (isReference(image)) {
     // Only an image pinned by digest is accepted, and only from the dataset: the spec pins it
     // (name@sha256:...), or the container added from that reference does (its url), so a Pachyderm spec
@@ -73,7 +75,6 @@ export function resolveContainer(image: string, containers: ReadonlyMap<string, 
     if (!pinned) throw new ImageError(`image "${image}" is a registry reference without a digest, and no container of the dataset was added from it: what it names can change`, `add it pinned: minipach containers add <name> --from ${image}@sha256:<digest> (or --from an archive of it with --url ${image}@sha256:<digest>)`);
     throw new ImageError(`image "${image}" is not in the dataset`, `add it, so that every run has its exact bytes: minipach containers add <name> --from ${image}`);
   }
-  if (exists(image)) return { name: image, image, cmdexec: CMDEXEC.podman };
   throw new ImageError(`image "${image}" is neither a container registered in .datalad/config nor a file of this commit`, 'minipach containers add <name> --from <oci-archive | rootfs tar | registry ref@digest>; see minipach containers list');
 }
 
