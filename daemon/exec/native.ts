@@ -169,12 +169,14 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
     const damaged = await guard.changed();
     if (damaged.length) return { ok: false, reason: damagedInputs(damaged), stderrTail, resources: resources(), log: `${log}\n--- minipach ---\n${damagedInputs(damaged)}\n`, permanent: true };
     if (r.timedOut) return { ok: false, reason: `timed out after ${job.spec.datumTimeout}s`, stderrTail, resources: resources(), log, timedOut: true };
-    // The runtime's own failures (no image, no such command in it) are not the command's exit codes.
-    if (container && r.exitCode !== undefined && r.exitCode >= 125 && r.exitCode <= 127) {
-      const reason = `the container ${container.name} did not run (${runtimeOf(container) ?? 'runtime'} exit ${r.exitCode}): ${tail(r.stderr, 1) || 'no message'}`;
+    // The runtime's own failure (exit 125: an image it cannot load, a mount it cannot make) is not the
+    // command's exit code; 126 and 127 may be either (the shell inside reports a missing command so too).
+    if (container && r.exitCode === 125) {
+      const reason = `the container ${container.name} did not run (${runtimeOf(container) ?? 'runtime'} exit 125): ${tail(r.stderr, 1) || 'no message'}`;
       return { ok: false, reason, stderrTail, resources: resources(), log };
     }
-    if (r.exitCode !== 0) return { ok: false, exit: r.exitCode, reason: commandFailure(r.exitCode ?? -1, r.stderr), stderrTail, resources: resources(), log };
+    const missing = container && (r.exitCode === 126 || r.exitCode === 127) ? ` (in container ${container.name}: a command not found or not executable in the image?)` : '';
+    if (r.exitCode !== 0) return { ok: false, exit: r.exitCode, reason: commandFailure(r.exitCode ?? -1, r.stderr) + missing, stderrTail, resources: resources(), log };
 
     const files = await addOutputs(checkout.dir, adder, job);
     const refused =

@@ -135,6 +135,14 @@ describe('transform.image', () => {
     const r2 = await schedule(ds);
     const reasons = r2.report.pipelines.find((p) => p.name === 'edges')!.datums.map((d) => `${d.reason} ${d.stderrTail ?? ''}`);
     expect(reasons.every((x) => /\.datalad\/environments\/bb\/image/.test(x)), reasons.join('\n')).toBe(true);
+    // An image the runtime cannot load: the container did not run, which is no exit code of the command.
+    ds.write({ '.datalad/environments/junk/image': 'not an image\n', 'edges/spec.yml': EDGES.replace('image: bb', 'image: junk') });
+    await ds.git('config', '-f', '.datalad/config', 'datalad.containers.junk.image', '.datalad/environments/junk/image');
+    await ds.git('config', '-f', '.datalad/config', 'datalad.containers.junk.cmdexec', (await ds.git('config', '-f', '.datalad/config', 'datalad.containers.bb.cmdexec')).trim());
+    await ds.save('a broken image');
+    const r3 = await schedule(ds);
+    const junk = r3.report.pipelines.find((p) => p.name === 'edges')!.datums;
+    expect(junk.every((d) => d.status === 'failed' && d.exit === undefined && /the container junk did not run \(podman exit 125\)/.test(d.reason)), failures(r3.report)).toBe(true);
     // Adding the same image again brings the content back (the same key): nothing else was touched.
     expect((await ds.minipachWith(pm.env, 'containers', 'add', 'bb', '--from', image)).exitCode).toBe(0);
     await ds.fsck();
