@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createDatums } from '../../daemon/core/datums.js';
 import { datumEnv } from '../../daemon/core/command.js';
 import { planDataset } from '../../daemon/core/plan.js';
+import { CMDEXEC, containersOfConfig } from '../../daemon/core/container.js';
 import { EMPTY_INDEX } from '../../daemon/core/result-index.js';
 import { entriesUnder } from '../../daemon/core/tree.js';
 import { fakeSnapshot, specOf, specs } from '../helpers/fake-tree.js';
@@ -170,9 +171,19 @@ describe('input combinators', () => {
 
 describe('Pachyderm example specs, on data built for them', () => {
   const fixture = (name: string) => readFileSync(new URL(`../../../shared/fixtures/pachyderm-specs/${name}.json`, import.meta.url), 'utf8');
+  // Their images, held by the dataset as `minipach containers add NAME --from <archive> --url <ref>@sha256:...`
+  // leaves them: a spec naming an image runs (and plans) only once the dataset holds it, pinned.
+  const IMAGES = { opencv: 'pachyderm/opencv:1.0', joins: 'pachyderm/example-joins-inner-outer:2.1.0', magick: 'dpokidov/imagemagick:7.1.0-23' };
+  const imageFiles = Object.fromEntries(Object.keys(IMAGES).map((n) => [`.datalad/environments/${n}/image`, `IMG-${n}`]));
+  const containers = containersOfConfig(new Map(Object.entries(IMAGES).flatMap(([n, ref]) => [[`datalad.containers.${n}.image`, `.datalad/environments/${n}/image`], [`datalad.containers.${n}.url`, `${ref}@sha256:${'0'.repeat(64)}`], [`datalad.containers.${n}.cmdexec`, CMDEXEC.podman]] as const)));
   it('edges: one datum per image; montage: one datum crossing images with edges\' outputs', () => {
-    const snap = fakeSnapshot({ 'images/a.png': 'I1', 'images/b.png': 'I2', 'edges/spec.yml': 'S', 'edges/a.png/e.png': 'E1', 'edges/b.png/e.png': 'E2' }, [['edges', 'a.png', 'k1'], ['edges', 'b.png', 'k2']]);
-    const plan = planDataset({ snapshot: snap, specs: specs({ edges: fixture('edges'), montage: fixture('montage') }), index: EMPTY_INDEX });
+    const files = { 'images/a.png': 'I1', 'images/b.png': 'I2', 'edges/spec.yml': 'S', 'edges/a.png/e.png': 'E1', 'edges/b.png/e.png': 'E2' };
+    // Without their images in the dataset, both are refused, saying how to add them.
+    const without = planDataset({ snapshot: fakeSnapshot(files), specs: specs({ edges: fixture('edges'), montage: fixture('montage') }), index: EMPTY_INDEX });
+    expect(without.pipelines[0]!.status).toBe('invalid');
+    expect(without.pipelines[0]!.error!.message).toMatch(/transform\.image.*pachyderm\/opencv:1\.0.*without a digest.*containers add/s);
+    const snap = fakeSnapshot({ ...files, ...imageFiles }, [['edges', 'a.png', 'k1'], ['edges', 'b.png', 'k2']]);
+    const plan = planDataset({ snapshot: snap, specs: specs({ edges: fixture('edges'), montage: fixture('montage') }), index: EMPTY_INDEX, containers });
     expect(plan.pipelines.map((p) => [p.name, p.status, p.datums.map((d) => d.name)])).toEqual([
       ['edges', 'ready', ['a.png', 'b.png']],
       ['montage', 'ready', ['']],
@@ -182,8 +193,8 @@ describe('Pachyderm example specs, on data built for them', () => {
     expect(montage.datum!.inputs.map((i) => [i.name, i.files.map((f) => f.rel)])).toEqual([['images', ['a.png', 'b.png']], ['edges', ['a.png/e.png', 'b.png/e.png']]]);
   });
   it('inner_join: stores and purchases paired by store id', () => {
-    const snap = fakeSnapshot({ 'stores/STOREID1.txt': 'S1', 'stores/STOREID2.txt': 'S2', 'stores/STOREID3.txt': 'S3', 'purchases/P1_STOREID1.txt': 'P1', 'purchases/P2_STOREID1.txt': 'P2', 'purchases/P3_STOREID3.txt': 'P3', 'purchases/P4_STOREID9.txt': 'P4' });
-    const plan = planDataset({ snapshot: snap, specs: specs({ inner_join: fixture('inner_join') }), index: EMPTY_INDEX });
+    const snap = fakeSnapshot({ 'stores/STOREID1.txt': 'S1', 'stores/STOREID2.txt': 'S2', 'stores/STOREID3.txt': 'S3', 'purchases/P1_STOREID1.txt': 'P1', 'purchases/P2_STOREID1.txt': 'P2', 'purchases/P3_STOREID3.txt': 'P3', 'purchases/P4_STOREID9.txt': 'P4', ...imageFiles });
+    const plan = planDataset({ snapshot: snap, specs: specs({ inner_join: fixture('inner_join') }), index: EMPTY_INDEX, containers });
     expect(plan.pipelines[0]!.datums.map((d) => [d.name, d.datum!.inputs.map((i) => i.path)])).toEqual([
       ['1+STOREID1.txt+P1_STOREID1.txt', ['stores/STOREID1.txt', 'purchases/P1_STOREID1.txt']],
       ['1+STOREID1.txt+P2_STOREID1.txt', ['stores/STOREID1.txt', 'purchases/P2_STOREID1.txt']],
@@ -191,8 +202,8 @@ describe('Pachyderm example specs, on data built for them', () => {
     ]);
   });
   it('group_by_patient: every lab result of a patient in one datum', () => {
-    const snap = fakeSnapshot({ 'labresults/T1-PATID1-A.txt': 'L1', 'labresults/T2-PATID1-B.txt': 'L2', 'labresults/T3-PATID2-A.txt': 'L3' });
-    const plan = planDataset({ snapshot: snap, specs: specs({ group_by_patient: fixture('group_by_patient') }), index: EMPTY_INDEX });
+    const snap = fakeSnapshot({ 'labresults/T1-PATID1-A.txt': 'L1', 'labresults/T2-PATID1-B.txt': 'L2', 'labresults/T3-PATID2-A.txt': 'L3', ...imageFiles });
+    const plan = planDataset({ snapshot: snap, specs: specs({ group_by_patient: fixture('group_by_patient') }), index: EMPTY_INDEX, containers });
     const ds = plan.pipelines[0]!.datums;
     expect(ds.map((d) => [d.name, d.datum!.inputs.length])).toEqual([['1', 2], ['2', 1]]);
     expect(plan.pipelines[0]!.notes.join()).toMatch(/branch is ignored/);
