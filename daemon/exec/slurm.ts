@@ -171,11 +171,13 @@ export class SlurmArrays {
       const group = this.waiting.filter(same).slice(0, Math.min(room, this.settings.maxArray));
       this.waiting = this.waiting.filter((w) => !group.includes(w));
       room -= group.length;
-      await this.submit(group);
+      // Not submitted (the origin away): the rest waits for the next round too.
+      if (!(await this.submit(group))) break;
     }
   }
 
-  private async submit(group: { batch: Batch; jobs: ComputeJob[] }[]): Promise<void> {
+  /** Submits one array; false when it could not, for now, and its batches wait again. */
+  private async submit(group: { batch: Batch; jobs: ComputeJob[] }[]): Promise<boolean> {
     const { ds, home, name, options } = group[0]!.batch;
     const tag = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const array: ArrayJob = { tag, ds, home, tasks: [], read: new Map() };
@@ -195,12 +197,18 @@ export class SlurmArrays {
       }
       array.jobId = await this.sbatch(this.script(home, tag), group.length, name, options);
     } catch (e) {
+      await ds.repo.deleteRefs([batchesRef(tag)]);
+      if (e instanceof SubmitError && e.transient && !this.stopped) {
+        // The batches could not reach the origin (away for a moment): they wait, and go with the next round.
+        this.log(`slurm: ${e.message}; trying again`);
+        this.waiting.push(...group);
+        return false;
+      }
       // Refused for good (options Slurm does not take): the datums fail, with Slurm's words.
       const reason = (e as Error).message;
       this.log(`slurm: ${reason}`);
       for (const { batch, jobs } of group) for (const job of jobs) await this.settle(batch, job.key, { ok: false, reason, stderrTail: '', resources: { wall: 0 }, log: reason, permanent: true });
-      await ds.repo.deleteRefs([batchesRef(tag)]);
-      return;
+      return true;
     }
     this.submissions++;
     group.forEach(({ batch, jobs }, index) => {
@@ -216,6 +224,7 @@ export class SlurmArrays {
     this.nextSqueue = Date.now() + 1000;
     this.squeueEvery = 1000;
     this.log(`slurm: array job ${array.jobId} (${name}): ${group.length} task(s), ${group.reduce((n, g) => n + g.jobs.length, 0)} datum(s)`);
+    return true;
   }
 
   /** sbatch, tried again with backoff while it fails for a reason that may pass. */

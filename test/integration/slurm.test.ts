@@ -4,7 +4,7 @@
  * has a bare origin with its content, as a cluster without a shared file system would see it: tasks clone it,
  * get their inputs from it and hand results in to it; the branch is written by minipach's committer only.
  */
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -117,6 +117,17 @@ describe('the Slurm executor', () => {
     expect(r.sbatchCalls).toBe(2);
     expect(r.stderr).toMatch(/Socket timed out.*trying again/);
     await ds.fsck();
+  });
+
+  it('an origin away while batches are submitted: they wait and go once it is back, nothing fails', async () => {
+    const ds = await study(3, 'cp "$MINIPACH_IN_raw/data.txt" "$MINIPACH_OUT/copy"');
+    const origin = path.join(path.dirname(ds.dir), 'origin.git');
+    renameSync(origin, `${origin}-away`);
+    const back = setTimeout(() => renameSync(`${origin}-away`, origin), 4000);
+    const r = await slurmSchedule(ds, []).finally(() => clearTimeout(back));
+    expect(r.exitCode, failures(r.report) + r.stderr).toBe(0);
+    expect(r.report.counts.computed).toBe(3);
+    expect(r.stderr).toMatch(/could not put the batches where the tasks find them.*trying again/);
   });
 
   it('a task over its Slurm time limit is recorded as TIMEOUT and retried', async () => {
