@@ -65,7 +65,9 @@ describe('the daemon with workers', () => {
     // The startup run has queued all 50 by the time a schedule call is answered; these add nothing.
     const dup = await Promise.all([ds.minipach('schedule', '--no-wait'), ds.minipach('schedule', '--no-wait')]);
     for (const r of dup) expect(r.exitCode, r.stderr).toBe(0);
-    const [w1, w2] = [track(await startWorker(ds.dir, daemon.redisUrl)), track(await startWorker(ds.dir, daemon.redisUrl))];
+    // Batches of 10: a worker holds at most 10 jobs, so the one that starts second gets some too (with the
+    // default 50 the first could take all 50 queued jobs before the second is up).
+    const [w1, w2] = [track(await startWorker(ds.dir, daemon.redisUrl, ['--batch-size', '10'])), track(await startWorker(ds.dir, daemon.redisUrl, ['--batch-size', '10']))];
     const done = await ds.scheduleJson();
     expect(done.exitCode, done.stderr).toBe(0);
     await waitIdle(daemon.url);
