@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 import { openDataset, type Dataset } from '../../adapters/dataset.js';
-import { attributeCost, type CostReport } from '../../core/cost.js';
+import type { CostReport } from '../../core/cost.js';
 import { UsageError } from '../../core/errors.js';
-import { explain } from '../../results/explain.js';
-import { planAtHead } from '../../schedule/plan-at-head.js';
 import { cpuHourCost, cpuHourCostOption, datasetPath } from '../options.js';
 import { out, printCost } from '../printers.js';
 
@@ -26,6 +24,7 @@ export function register(program: Command): void {
 
 /** The cost of a pipeline's current results, or of a file and everything upstream of it. */
 async function costOf(ds: Dataset, target: string, price: number | undefined): Promise<{ title: string; report: CostReport }> {
+  const [{ attributeCost }, { explain }, { planAtHead }] = await Promise.all([import('../../core/cost.js'), import('../../results/explain.js'), import('../../schedule/plan-at-head.js')]);
   const { plan, index } = await planAtHead(ds);
   const pipeline = plan.pipelines.find((p) => p.name === target.replace(/\/+$/, ''));
   if (pipeline) {

@@ -1,12 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { openDataset } from '../../adapters/dataset.js';
-import { SnapshotReader } from '../../adapters/snapshot-reader.js';
 import { datumLabel } from '../../core/datum-label.js';
 import { UsageError } from '../../core/errors.js';
-import { planDataset, type PipelinePlan } from '../../core/plan.js';
+import type { PipelinePlan } from '../../core/plan.js';
 import { loadSpec } from '../../core/spec.js';
-import { ResultStore } from '../../results/index-store.js';
 import { out, short } from '../printers.js';
 
 export function register(program: Command): void {
@@ -19,6 +17,9 @@ export function register(program: Command): void {
     .option('--branch <name>', 'branch to read (default: the checked-out branch)')
     .option('--json', 'print JSON')
     .action(async (pipeline: string, dir: string, o: { spec?: string; branch?: string; json?: boolean }) => {
+      const { SnapshotReader } = await import('../../adapters/snapshot-reader.js');
+      const { planDataset } = await import('../../core/plan.js');
+      const { ResultStore } = await import('../../results/index-store.js');
       const ds = await openDataset(dir, o.branch);
       const reader = SnapshotReader.of(ds);
       const head = (await ds.repo.resolve(ds.ref))!;

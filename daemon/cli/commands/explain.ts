@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { toProv } from '../../core/provenance.js';
-import { explain } from '../../results/explain.js';
 import { datasetPath, openDatasetReadOnly } from '../options.js';
 import { out, printExplanation } from '../printers.js';
 
@@ -14,6 +12,8 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .option('--prov', 'print a W3C PROV-JSON document')
     .action(async (file: string, dir: string, o: { at: string; json?: boolean; prov?: boolean }) => {
+      const { toProv } = await import('../../core/provenance.js');
+      const { explain } = await import('../../results/explain.js');
       const ds = await openDatasetReadOnly(dir);
       const x = await explain(ds, datasetPath(ds, file), o.at);
       if (o.prov) out(JSON.stringify(toProv(x), null, 2));

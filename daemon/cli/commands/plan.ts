@@ -1,8 +1,5 @@
 import type { Command } from 'commander';
 import { openDataset } from '../../adapters/dataset.js';
-import { forecastPlan } from '../../core/cost.js';
-import { fetchAllSharedResults } from '../../results/shared-ref.js';
-import { planAtHead } from '../../schedule/plan-at-head.js';
 import { cpuHourCost, cpuHourCostOption } from '../options.js';
 import { out, planJsonPieces, printForecast, printPlan, writeOut } from '../printers.js';
 
@@ -16,6 +13,9 @@ export function register(program: Command): void {
     .option('--no-fetch', "do not fetch the remotes' shared results first")
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
+      const { forecastPlan } = await import('../../core/cost.js');
+      const { fetchAllSharedResults } = await import('../../results/shared-ref.js');
+      const { planAtHead } = await import('../../schedule/plan-at-head.js');
       const ds = await openDataset(dir, o.branch);
       const warnings = o.fetch ? await fetchAllSharedResults(ds) : [];
       const { plan, index, planning } = await planAtHead(ds);

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { openDataset } from '../../adapters/dataset.js';
-import { ResultStore } from '../../results/index-store.js';
-import { RESULTS_REF } from '../../results/shared-ref.js';
 import { out } from '../printers.js';
 
 export function register(program: Command): void {
@@ -11,6 +9,8 @@ export function register(program: Command): void {
     .argument('[dataset]', 'dataset directory', '.')
     .option('--branch <name>', 'branch to read (default: the checked-out branch)')
     .action(async (dir: string, o: { branch?: string }) => {
+      const { ResultStore } = await import('../../results/index-store.js');
+      const { RESULTS_REF } = await import('../../results/shared-ref.js');
       const ds = await openDataset(dir, o.branch);
       const head = (await ds.repo.resolve(ds.ref))!;
       const { index, added } = await new ResultStore(ds).reindex(head);

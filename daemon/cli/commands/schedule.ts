@@ -4,7 +4,6 @@ import { openDataset, type Dataset } from '../../adapters/dataset.js';
 import { MinipachError, UsageError } from '../../core/errors.js';
 import { fetchAllSharedResults, sharingReminder } from '../../results/shared-ref.js';
 import type { ScheduleReport } from '../../schedule/report.js';
-import { schedule } from '../../schedule/scheduler.js';
 import { findDaemon, type Registration } from '../../server/registration.js';
 import { DaemonClient } from '../daemon-client.js';
 import { batchSizeOption, executorOption, jobsOption, parsePositive } from '../options.js';
@@ -87,6 +86,8 @@ async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags
 async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport> {
   const fetchProblems = await fetchAllSharedResults(ds);
   const runner = o.executor === 'slurm' ? await slurmRunner(ds, o) : undefined;
+  // Loaded here: the scheduler brings the committer and the executors, which `--help` need not load.
+  const { schedule } = await import('../../schedule/scheduler.js');
   const report = await schedule(ds, { jobs: o.jobs, executor: o.executor, batchSize: o.batchSize, onProgress: progress, runner }).finally(() => runner?.stopOnSignals());
   const reminder = await sharingReminder(ds);
   return { ...report, warnings: [...fetchProblems, ...report.warnings, ...(reminder ? [reminder] : [])] };

@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
-import { pushSharedResults, RESULTS_REF } from '../../results/shared-ref.js';
 import { openDatasetReadOnly } from '../options.js';
 import { out } from '../printers.js';
 
 export function register(program: Command): void {
   program
     .command('share')
-    .description(`fetch the remotes' shared results (${RESULTS_REF}), merge them with this clone's, and push the union back`)
+    .description("fetch the remotes' shared results (refs/minipach/results), merge them with this clone's, and push the union back")
     .argument('[dataset]', 'dataset directory', '.')
     .option('--remote <name>', 'only this remote (default: every git remote)')
     .action(async (dir: string, o: { remote?: string }) => {
+      const { pushSharedResults, RESULTS_REF } = await import('../../results/shared-ref.js');
       const ds = await openDatasetReadOnly(dir);
       const remotes = o.remote ? [o.remote] : await ds.repo.remotes();
       if (!remotes.length) throw new UsageError(`${ds.dir} has no git remote to share results with`);

@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
 import { openDataset, type Dataset } from '../../adapters/dataset.js';
-import { schedule } from '../../schedule/scheduler.js';
 import { findDaemon } from '../../server/registration.js';
 import { DaemonClient } from '../daemon-client.js';
 import { jobsOption, parsePositive, untilSignal } from '../options.js';
@@ -55,6 +54,7 @@ async function scheduleAfterSave(ds: Dataset, o: WatchFlags): Promise<void> {
     await new DaemonClient(daemon.url, daemon.token).schedule({ dir: ds.dir, branch: ds.branch }, 'minipach watch');
     return;
   }
+  const { schedule } = await import('../../schedule/scheduler.js');
   const c = (await schedule(ds, { jobs: o.jobs })).counts;
   out(`scheduled: ${c.computed} computed, ${c.linked} linked, ${c.skipped} skipped, ${c.removed} removed, ${c.failed} failed`);
 }
