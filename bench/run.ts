@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --planning | --e2e [--no-loop] | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme]`: minipach beside Snakemake and a `datalad run`
+ * `npm run bench [-- --quick | --planning | --slurm | --e2e [--no-loop] | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme]`: minipach beside Snakemake and a `datalad run`
  * loop, on the same generated workloads, in one run. Prints one table; writes the same figures as JSON;
  * with --readme, regenerates the README's performance section from that JSON.
  */
