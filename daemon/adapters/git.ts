@@ -63,6 +63,13 @@ export class GitRepo {
     return new GitRepo(dir);
   }
 
+  /** A new, empty repository in `dir` (git init). */
+  static async init(dir: string): Promise<GitRepo> {
+    const r = await runUnchecked(['git', 'init', '-q', dir]);
+    if (r.exitCode !== 0) throw new MinipachError(`could not create a repository in ${dir}: ${r.stderr.trim()}`);
+    return new GitRepo(dir);
+  }
+
   /** The repository at or above `dir`: its root (the git dir of a bare one) and git dir, or undefined when none. */
   static async find(dir: string): Promise<{ root: string; bare: boolean; gitDir: string } | undefined> {
     // One process for all three; --show-toplevel comes last because it fails in a bare repository, after
@@ -131,9 +138,7 @@ export class GitRepo {
   }
 
   /** Whether `a` is an ancestor of (or equal to) `b`. */
-  async isAncestor(a: string, b: string): Promise<boolean> {
-    return (await this.gitUnchecked(['merge-base', '--is-ancestor', a, b])).exitCode === 0;
-  }
+  isAncestor = async (a: string, b: string): Promise<boolean> => (await this.gitUnchecked(['merge-base', '--is-ancestor', a, b])).exitCode === 0;
 
   /** The branch HEAD points at (`main`), or undefined when detached. */
   async currentBranch(): Promise<string | undefined> {
@@ -142,9 +147,7 @@ export class GitRepo {
   }
 
   /** The first local branch by name, for a clone with a detached HEAD. */
-  async firstBranch(): Promise<string | undefined> {
-    return (await this.git(['for-each-ref', '--count=1', '--format=%(refname:short)', 'refs/heads/'])).trim() || undefined;
-  }
+  firstBranch = async (): Promise<string | undefined> => (await this.git(['for-each-ref', '--count=1', '--format=%(refname:short)', 'refs/heads/'])).trim() || undefined;
 
   async gitDir(): Promise<string> {
     this.gitDirPath ??= (await this.git(['rev-parse', '--absolute-git-dir'])).trim();
@@ -152,14 +155,10 @@ export class GitRepo {
   }
 
   /** The common git dir (a worktree's main repository's; where the annex lives). */
-  async commonDir(): Promise<string> {
-    return path.resolve(this.dir, (await this.git(['rev-parse', '--git-common-dir'])).trim());
-  }
+  commonDir = async (): Promise<string> => path.resolve(this.dir, (await this.git(['rev-parse', '--git-common-dir'])).trim());
 
   /** The hooks directory (core.hooksPath respected). */
-  async hooksDir(): Promise<string> {
-    return path.resolve(this.dir, (await this.git(['rev-parse', '--git-path', 'hooks'])).trim());
-  }
+  hooksDir = async (): Promise<string> => path.resolve(this.dir, (await this.git(['rev-parse', '--git-path', 'hooks'])).trim());
 
   /** A config value, or undefined when unset. */
   async config(key: string): Promise<string | undefined> {
@@ -197,9 +196,7 @@ export class GitRepo {
   }
 
   /** The git remotes that have a URL (annex special remotes have none). */
-  async remotes(): Promise<string[]> {
-    return [...(await this.remoteUrls()).keys()];
-  }
+  remotes = async (): Promise<string[]> => [...(await this.remoteUrls()).keys()];
 
   /** The value of a git attribute for a path (`unspecified` when none applies). */
   async attribute(name: string, file: string): Promise<string> {
@@ -393,7 +390,5 @@ export class GitRepo {
   }
 
   /** The commit HEAD points at. */
-  async head(): Promise<string> {
-    return (await this.git(['rev-parse', 'HEAD'])).trim();
-  }
+  head = async (): Promise<string> => (await this.git(['rev-parse', 'HEAD'])).trim();
 }

@@ -28,6 +28,11 @@ export interface SlurmSettings {
   readonly output?: string;
   /** How often reports are read, in milliseconds. @defaultValue 1000 */
   readonly pollMs?: number;
+  /**
+   * How often a running task reports even with nothing new, in milliseconds; silent for four of them while
+   * Slurm shows it RUNNING, it is cancelled and its datums run again. @defaultValue 30000 (MINIPACH_SLURM_HEARTBEAT_MS)
+   */
+  readonly heartbeatMs?: number;
 }
 
 export const DEFAULT_SLURM: SlurmSettings = { batchSize: DEFAULT_BATCH_SIZE, maxArray: 1000, maxQueued: 500, sharedFs: false };

@@ -14,6 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Annex } from '../adapters/annex.js';
+import { installedFile } from '../adapters/install-dir.js';
+import { shellQuote } from '../core/shell.js';
+import type { SlurmSettings } from './executors.js';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { GitRepo, type LsTreeEntry } from '../adapters/git.js';
 import type { Datum } from '../core/datums.js';
@@ -81,6 +84,8 @@ export interface TaskReport {
   done: boolean;
   /** Why the task could not run its batch (no clone, no batch file): its unreported datums failed with it. */
   error?: string;
+  /** When it was written (the task's clock): every write is a new commit, heartbeats included. */
+  beat?: number;
 }
 
 export interface SlurmTaskOptions {
@@ -101,23 +106,31 @@ const clip = (s: string) => (s.length > REPORT_LOG_LIMIT ? `[... ${s.length - RE
 /** Reports are written at most this often while datums end; the last one when the batch is done. */
 const REPORT_EVERY_MS = 500;
 
+/** How often a running task writes its report even when nothing changed (MINIPACH_SLURM_HEARTBEAT_MS). */
+export const heartbeatMs = () => Number(process.env['MINIPACH_SLURM_HEARTBEAT_MS']) || 30_000;
+
 export async function runSlurmTask(opts: SlurmTaskOptions): Promise<number> {
   const report: TaskReport = { task: opts.label, host: os.hostname(), entries: [], done: false };
   let clone: string | undefined;
+  let scratch: string | undefined;
   let reporter: Reporter | undefined;
   let batch: TaskBatch | undefined;
   try {
     let ds: Dataset;
-    if (opts.shared) ds = await openDataset(opts.home);
-    else {
-      clone = await mkdtemp(path.join(os.tmpdir(), `minipach-task-${opts.label}-`));
+    if (opts.shared) {
+      ds = await openDataset(opts.home);
+      reporter = new Reporter(ds.repo, undefined, opts, report);
+    } else {
+      // Reports (and heartbeats) start before the clone, which can take long: from a repository of their own.
+      scratch = await mkdtemp(path.join(os.tmpdir(), `minipach-task-${opts.label}-`));
+      reporter = new Reporter(await GitRepo.init(path.join(scratch, 'report')), opts.home, opts, report);
+      clone = path.join(scratch, 'clone');
       await GitRepo.clone(opts.home, clone);
       await new Annex(clone).init(`minipach slurm task ${opts.label}`, { hardlink: true });
       ds = await openDataset(clone);
       const f = await ds.repo.fetch('origin', [`+${batchesRef(opts.tag)}:${batchesRef(opts.tag)}`]);
       if (!f.ok) throw new Error(`could not fetch this task's batch from ${opts.home}: ${f.message}`);
     }
-    reporter = new Reporter(ds, opts, report);
     const text = await ds.repo.fileAt(batchesRef(opts.tag), `${opts.index}.json`);
     if (!text) throw new Error(`no batch ${opts.index} in ${batchesRef(opts.tag)}`);
     batch = JSON.parse(text.toString('utf8')) as TaskBatch;
@@ -146,8 +159,33 @@ export async function runSlurmTask(opts: SlurmTaskOptions): Promise<number> {
     await reporter?.flush().catch((x: Error) => process.stderr.write(`minipach slurm-task ${opts.label}: could not report: ${x.message}\n`));
     return 1;
   } finally {
-    if (clone) await rm(clone, { recursive: true, force: true });
+    if (scratch) await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** The script of an array job: every task starts minipach on its batch (`settings.minipach` says how, on a node). */
+export function taskScript(home: string, tag: string, settings: Pick<SlurmSettings, 'minipach' | 'sharedFs' | 'heartbeatMs'>): string {
+  const minipach = settings.minipach ?? [process.execPath, installedFile('bin/minipach.js')];
+  const argv = [...minipach, 'slurm-task', '--home', home, '--tag', tag, ...(settings.sharedFs ? ['--shared'] : [])];
+  return `#!/bin/sh\n# minipach: one batch of datums per array task\nexport MINIPACH_SLURM_HEARTBEAT_MS=${settings.heartbeatMs ?? heartbeatMs()}\nexec ${argv.map(shellQuote).join(' ')}\n`;
+}
+
+/**
+ * The reports of some arrays that changed since `seen` (ref -> commit read), fetched first from the home
+ * (`from`; none on a shared file system, where they are in the dataset already): ref -> commit and report.
+ */
+export async function changedReports(ds: Dataset, from: string | undefined, tags: readonly string[], seen: ReadonlyMap<string, string>, warn: (m: string) => void): Promise<Map<string, { commit: string; report: TaskReport }>> {
+  if (from) {
+    const f = await ds.repo.fetch(from, tags.map((t) => `+${slurmRefPrefix(t)}report/*:${slurmRefPrefix(t)}report/*`), { noTags: true });
+    if (!f.ok) warn(`could not fetch reports from ${from}: ${f.message}`);
+  }
+  const out = new Map<string, { commit: string; report: TaskReport }>();
+  for (const { ref, commit } of await ds.repo.refs(tags.map((t) => `${slurmRefPrefix(t)}report/`))) {
+    if (seen.get(ref) === commit) continue;
+    const text = await ds.repo.fileAt(commit, REPORT_FILE);
+    if (text) out.set(ref, { commit, report: JSON.parse(text.toString('utf8')) as TaskReport });
+  }
+  return out;
 }
 
 function entryOf(job: ComputeJob, o: ComputeOutcome): ReportEntry {
@@ -160,8 +198,16 @@ function entryOf(job: ComputeJob, o: ComputeOutcome): ReportEntry {
 class Reporter {
   private timer?: NodeJS.Timeout;
   private writing: Promise<void> = Promise.resolve();
+  private readonly beat: NodeJS.Timeout;
 
-  constructor(private readonly ds: Dataset, private readonly opts: SlurmTaskOptions, private readonly report: TaskReport) {}
+  /** `pushTo`: the home the report goes to; none: `repo` is the dataset itself (a shared file system). */
+  constructor(private readonly repo: GitRepo, private readonly pushTo: string | undefined, private readonly opts: SlurmTaskOptions, private readonly report: TaskReport) {
+    // A heartbeat: the report is written now and again every HEARTBEAT_MS, even with nothing new, so the
+    // dispatcher can tell a task that runs from one that Slurm still shows RUNNING with nothing behind it.
+    this.changed();
+    this.beat = setInterval(() => this.changed(), heartbeatMs());
+    this.beat.unref();
+  }
 
   changed(): void {
     this.timer ??= setTimeout(() => {
@@ -171,6 +217,7 @@ class Reporter {
   }
 
   async flush(): Promise<void> {
+    clearInterval(this.beat);
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.writing;
@@ -178,12 +225,13 @@ class Reporter {
   }
 
   private async write(): Promise<void> {
+    this.report.beat = Date.now();
     const content = Buffer.from(JSON.stringify(this.report));
-    const [commit] = await this.ds.repo.writeCommits(undefined, [{ changes: [{ path: REPORT_FILE, mode: '100644', content }], message: `minipach: report of Slurm task ${this.report.task}` }]);
+    const [commit] = await this.repo.writeCommits(undefined, [{ changes: [{ path: REPORT_FILE, mode: '100644', content }], message: `minipach: report of Slurm task ${this.report.task}` }]);
     const ref = reportRef(this.opts.tag, this.opts.index);
-    if (this.opts.shared) return this.ds.repo.setRef(ref, commit!);
-    const r = await this.ds.repo.push('origin', [`+${commit}:${ref}`]);
-    if (r.status !== 'ok') throw new Error(`could not push the report to ${this.opts.home}: ${r.message}`);
+    if (!this.pushTo) return this.repo.setRef(ref, commit!);
+    const r = await this.repo.push(this.pushTo, [`+${commit}:${ref}`]);
+    if (r.status !== 'ok') throw new Error(`could not push the report to ${this.pushTo}: ${r.message}`);
   }
 }
 

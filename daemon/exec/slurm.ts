@@ -15,15 +15,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Dataset } from '../adapters/dataset.js';
-import { installedFile } from '../adapters/install-dir.js';
-import { shellQuote } from '../core/command.js';
 import { endedTask, hasEnded, sbatchOptions } from '../core/slurm.js';
 import { Slurm, SubmitError, type TaskState } from '../adapters/slurm.js';
 import { runRef } from '../results/branch.js';
 import type { ResultToHandIn } from './hand-in.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 import type { SlurmSettings } from './executors.js';
-import { batchesRef, REPORT_FILE, reportRef, slurmRefPrefix, type ReportEntry, type TaskBatch, type TaskReport } from './slurm-task.js';
+import { batchesRef, changedReports, heartbeatMs, reportRef, taskScript, type ReportEntry, type TaskBatch, type TaskReport } from './slurm-task.js';
 
 /** What a batch's caller is told, as runNativeBatch tells it. */
 export interface SlurmBatchHooks {
@@ -62,6 +60,8 @@ interface Task {
   endedPolls: number;
   /** Polls in a row it was not in squeue at all. */
   missing: number;
+  /** When (here) a new report of it was last read, or it was first seen running: its last sign of life. */
+  lastSign?: number;
 }
 
 interface ArrayJob {
@@ -195,7 +195,7 @@ export class SlurmArrays {
         const r = await ds.repo.push(home, [`+${commit}:${batchesRef(tag)}`]);
         if (r.status !== 'ok') throw new SubmitError(`could not put the batches where the tasks find them (${home}): ${r.message}`, true);
       }
-      array.jobId = await this.sbatch(this.script(home, tag), group.length, name, options);
+      array.jobId = await this.sbatch(taskScript(home, tag, this.settings), group.length, name, options);
     } catch (e) {
       await ds.repo.deleteRefs([batchesRef(tag)]);
       if (e instanceof SubmitError && e.transient && !this.stopped) {
@@ -241,36 +241,26 @@ export class SlurmArrays {
     }
   }
 
-  /** The array's script: every task starts minipach on its batch. */
-  private script(home: string, tag: string): string {
-    const minipach = this.settings.minipach ?? [process.execPath, installedFile('bin/minipach.js')];
-    const argv = [...minipach, 'slurm-task', '--home', home, '--tag', tag, ...(this.settings.sharedFs ? ['--shared'] : [])];
-    return `#!/bin/sh\n# minipach: one batch of datums per array task\nexec ${argv.map(shellQuote).join(' ')}\n`;
-  }
-
   /** Reads the reports that changed since the last look, and settles what they say. */
   private async readReports(): Promise<void> {
     const byHome = new Map<string, ArrayJob[]>();
     for (const a of this.arrays) byHome.set(`${a.ds.dir}\0${a.home}`, [...(byHome.get(`${a.ds.dir}\0${a.home}`) ?? []), a]);
     for (const arrays of byHome.values()) {
       const { ds, home } = arrays[0]!;
-      if (!this.settings.sharedFs) {
-        const f = await ds.repo.fetch(home, arrays.map((a) => `+${slurmRefPrefix(a.tag)}report/*:${slurmRefPrefix(a.tag)}report/*`), { noTags: true });
-        if (!f.ok) this.log(`slurm: could not fetch reports from ${home}: ${f.message}`);
-      }
-      const refs = await ds.repo.refs(arrays.map((a) => `${slurmRefPrefix(a.tag)}report/`));
+      const seen = new Map(arrays.flatMap((a) => [...a.read].map(([i, c]) => [reportRef(a.tag, i), c] as const)));
+      const changed = await changedReports(ds, this.settings.sharedFs ? undefined : home, arrays.map((a) => a.tag), seen, (m) => this.log(`slurm: ${m}`));
       for (const a of arrays) {
         for (const t of a.tasks) {
-          const commit = refs.find((r) => r.ref === reportRef(a.tag, t.index))?.commit;
-          if (!commit || a.read.get(t.index) === commit) continue;
-          const text = await ds.repo.fileAt(commit, REPORT_FILE);
-          if (!text) continue;
-          a.read.set(t.index, commit);
-          await this.apply(t, JSON.parse(text.toString('utf8')) as TaskReport);
+          const got = changed.get(reportRef(a.tag, t.index));
+          if (!got) continue;
+          a.read.set(t.index, got.commit);
+          t.lastSign = Date.now();
+          await this.apply(t, got.report);
         }
       }
     }
   }
+
 
   private async apply(task: Task, report: TaskReport): Promise<void> {
     const batch = task.batch;
@@ -333,6 +323,17 @@ export class SlurmArrays {
         const mine = t.keys.filter((k) => t.batch.open.get(k)?.task === t);
         if (!mine.length) continue;
         const s = byTask.get(`${a.jobId}_${t.index}`);
+        if (s?.state === 'RUNNING') {
+          t.lastSign ??= Date.now();
+          // Running by Slurm's word, yet silent past its heartbeats: a node that died and came back within
+          // seconds leaves its tasks RUNNING with nothing behind them. Cancel the task; its datums run again.
+          if (Date.now() - t.lastSign > this.staleMs()) {
+            this.log(`slurm: task ${a.jobId}_${t.index} shows RUNNING but has not reported for ${Math.round((Date.now() - t.lastSign) / 1000)} s: cancelling it`);
+            await this.slurm.cancel([`${a.jobId}_${t.index}`]);
+            await this.requeue(t, mine, `its node went silent (task ${a.jobId}_${t.index} RUNNING without a heartbeat)`);
+            continue;
+          }
+        }
         // Gone from squeue (purged after MinJobAge, or lost with the controller's state): as a lost node.
         const state = s ? s.state : ++t.missing >= 3 ? 'NODE_FAIL' : undefined;
         if (!state || !hasEnded(state)) continue;
@@ -342,21 +343,32 @@ export class SlurmArrays {
           continue;
         }
         const end = endedTask(state, s?.reason ?? 'not in squeue any more', `${a.jobId}_${t.index}`);
-        for (const key of mine) {
-          const o = t.batch.open.get(key)!;
-          if (end.again && o.restarts < MAX_RESTARTS) {
-            o.restarts++;
-            o.task = undefined;
-            this.log(`slurm: ${key.slice(0, 12)} runs again: ${end.reason}`);
-            this.waiting.push({ batch: t.batch, jobs: [o.job] });
-            continue;
-          }
-          await this.settle(t.batch, key, { ok: false, reason: end.reason, stderrTail: '', resources: { wall: 0 }, log: end.reason, timedOut: end.timedOut, permanent: state === 'CANCELLED' });
-        }
+        if (end.again) await this.requeue(t, mine, end.reason);
+        else for (const key of mine) await this.settle(t.batch, key, { ok: false, reason: end.reason, stderrTail: '', resources: { wall: 0 }, log: end.reason, timedOut: end.timedOut, permanent: state === 'CANCELLED' });
       }
     }
     // Datums of one ended task that run again go together, as one batch.
     this.waiting = this.regroup(this.waiting);
+  }
+
+  /** A task's datums run again, not counting a try (a lost node), at most MAX_RESTARTS times each. */
+  private async requeue(t: Task, keys: readonly string[], reason: string): Promise<void> {
+    for (const key of keys) {
+      const o = t.batch.open.get(key)!;
+      if (o.restarts >= MAX_RESTARTS) {
+        await this.settle(t.batch, key, { ok: false, reason: `${reason}, ${MAX_RESTARTS + 1} times`, stderrTail: '', resources: { wall: 0 }, log: reason });
+        continue;
+      }
+      o.restarts++;
+      o.task = undefined;
+      this.log(`slurm: ${key.slice(0, 12)} runs again: ${reason}`);
+      this.waiting.push({ batch: t.batch, jobs: [o.job] });
+    }
+  }
+
+  /** How long a running task may stay silent: four heartbeats. */
+  private staleMs(): number {
+    return 4 * (this.settings.heartbeatMs ?? heartbeatMs());
   }
 
   /** Waiting entries of one batch merged (up to a batch's size), so datums that run again share a task. */

@@ -149,6 +149,7 @@ export const CONFIG_SCHEMA = {
         scancel: { type: 'string', minLength: 1 },
         minipach: { type: 'array', items: { type: 'string' }, minItems: 1 },
         output: { type: 'string', minLength: 1 },
+        heartbeat_ms: { type: 'integer', minimum: 1000 },
       },
     },
   },
@@ -247,6 +248,7 @@ function slurmSettings(raw: Record<string, unknown> = {}): SlurmSettings {
     clients: { sbatch: s('sbatch'), squeue: s('squeue'), scancel: s('scancel') },
     ...(raw['minipach'] ? { minipach: raw['minipach'] as string[] } : {}),
     ...(s('output') ? { output: s('output') } : {}),
+    ...(n('heartbeat_ms') ? { heartbeatMs: n('heartbeat_ms') } : {}),
   };
 }
 

@@ -197,6 +197,27 @@ describe('the Slurm executor', () => {
     expect(readFileSync(path.join(ds.dir, 'count/s001/copy'), 'utf8')).toBe('subject 1\n');
   }, 120_000);
 
+  it('a node killed and back within seconds leaves its task RUNNING in Slurm: silent past its heartbeats, it is cancelled and its datums run again', async () => {
+    const ds = await study(2, 'sleep 3; cp "$MINIPACH_IN_raw/data.txt" "$MINIPACH_OUT/copy"');
+    const base = await ds.head();
+    const run = execa('node', [BIN, 'schedule', '--executor', 'slurm', '--json', '--batch-size', '2'], { cwd: ds.dir, env: { ...ENV, ...cluster.env, MINIPACH_SLURM_HEARTBEAT_MS: '2000' }, reject: false });
+    await until(async () => (await cluster.queue()).some((l) => l.endsWith(' RUNNING')), 60_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    cluster.killNode();
+    await execa('pkill', ['-9', '-f', 'slurmstepd'], { reject: false });
+    await execa('pkill', ['-9', '-f', `slurm-task --home ${path.join(path.dirname(ds.dir), 'origin.git')}`], { reject: false });
+    await cluster.startNode();
+    const r = await run;
+    const report = JSON.parse(r.stdout) as ScheduleJson;
+    expect(r.exitCode, failures(report) + r.stderr).toBe(0);
+    expect(report.counts.computed).toBe(2);
+    // Slurm itself never noticed (slurmd came back in time): the heartbeat did.
+    expect(r.stderr).toMatch(/task \d+_0 shows RUNNING but has not reported for \d+ s: cancelling it/);
+    expect(r.stderr).toMatch(/runs again: its node went silent/);
+    expect((await runCommits(ds, base)).length).toBe(2);
+    await ds.fsck();
+  }, 180_000);
+
   it('on a shared file system the tasks work in the dataset itself: no origin, no clone, content here', async () => {
     const ds = await TestDataset.create();
     cleanups.push(() => ds.cleanup());
