@@ -13,7 +13,7 @@ import { MODE_SYMLINK } from '../core/tree.js';
 import { Annex } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
 import { SnapshotReader } from '../adapters/snapshot-reader.js';
-import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome } from './outcome.js';
+import { commandFailure, contentlessOutput, failure, damagedInputs, dataladRunRequest, escapingOutput, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome } from './outcome.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
 import { installSubdatasets, scratchCheckout } from './scratch.js';
 
@@ -28,8 +28,7 @@ export async function runCompute(ds: Dataset, job: ComputeJob, hooks: ComputeHoo
   let guard: InputGuard | undefined;
   try {
     if (job.spec.transform.image !== null) {
-      const reason = `${job.spec.name} names an image: containers run with the native executor (the default, also on workers and Slurm), not executor: datalad`;
-      return { ok: false, reason, stderrTail: '', resources: resources(), log: reason, permanent: true };
+      return failure(`${job.spec.name} names an image: containers run with the native executor (the default, also on workers and Slurm), not executor: datalad`, { resources: resources(), permanent: true });
     }
     const paths = [...job.datum.inputs.map((i) => i.path), ...job.spec.transform.code, job.outputDir];
     checkout = await scratchCheckout(ds, job.baseCommit, paths, job.key.slice(0, 12));

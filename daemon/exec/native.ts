@@ -25,7 +25,7 @@ import { formatDataladRunMessage, type DataladRunRecord } from '../core/record.j
 import type { ResourceUsage } from '../core/result-index.js';
 import { coveringDirs, MODE_SYMLINK } from '../core/tree.js';
 import { guardInputs } from './input-guard.js';
-import { commandFailure, contentlessOutput, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome, type OutputEntry } from './outcome.js';
+import { commandFailure, contentlessOutput, failure, damagedInputs, dataladRunRequest, escapingOutput, jobLabel, tail, type ComputeHooks, type ComputeJob, type ComputeOutcome, type OutputEntry } from './outcome.js';
 import { CommandSampler, round, type CommandUsage } from './resources.js';
 import { installSubdatasets, scratchCheckout, subdatasetsNeeded, uninstallSubdatasets, type ScratchCheckout } from './scratch.js';
 
@@ -135,7 +135,7 @@ async function runOne(ds: Dataset, checkout: ScratchCheckout, adder: AnnexAdder,
   const problem = await installSubdatasets(ds, checkout.dir, job.datum);
   if (problem) return { ok: false, reason: problem, stderrTail: '', resources: resources(), log: problem };
   const container = await containerOf(checkout, job);
-  if (typeof container === 'string') return { ok: false, reason: container, stderrTail: '', resources: resources(), log: container, permanent: true };
+  if (typeof container === 'string') return failure(container, { resources: resources(), permanent: true });
   const request = dataladRunRequest(job, container);
   const annex = new Annex(checkout.dir);
   const inputFiles = [...job.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path)), ...job.spec.transform.code, ...request.extraInputs];
@@ -203,7 +203,8 @@ async function containerOf(checkout: ScratchCheckout, job: ComputeJob): Promise<
   let container: ContainerDef;
   try {
     const defs = containersOfConfig(await checkout.repo.configMatching(CONTAINER_KEYS, { file: DATALAD_CONFIG }));
-    container = resolveContainer(image, defs, (p) => existsSync(path.join(checkout.dir, p)) || lstatExists(path.join(checkout.dir, p)));
+    // An annexed image is a link, present in the checkout whether or not its content is here yet.
+    container = resolveContainer(image, defs, (p) => lstatExists(path.join(checkout.dir, p)));
   } catch (e) {
     return e instanceof ImageError ? `${e.message}: ${e.hint}` : `cannot find image "${image}": ${(e as Error).message}`;
   }

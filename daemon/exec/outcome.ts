@@ -71,6 +71,11 @@ export function dataladRunRequest(job: Pick<ComputeJob, 'spec' | 'datum' | 'outp
   };
 }
 
+/** A datum that failed before or around its command, with nothing on stderr: the reason is its log too. */
+export function failure(reason: string, opts: { resources?: ResourceUsage; timedOut?: boolean; permanent?: boolean } = {}): ComputeOutcome {
+  return { ok: false, reason, stderrTail: '', resources: opts.resources ?? { wall: 0 }, log: reason, ...(opts.timedOut ? { timedOut: true } : {}), ...(opts.permanent ? { permanent: true } : {}) };
+}
+
 export interface ComputeHooks {
   /**
    * Hands a successful result on before it counts as done (a worker publishes the run commit and the

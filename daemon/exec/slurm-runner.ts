@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Dataset } from '../adapters/dataset.js';
-import { runRef } from '../results/branch.js';
+import { dropRunRefs } from '../results/branch.js';
 import type { SlurmSettings } from './executors.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 import { jobOf, type ComputeRequest, type ComputeRunner } from './runner.js';
@@ -67,8 +67,6 @@ export class SlurmRunner implements ComputeRunner {
 
   /** The results are on the branch: their handed-in run refs are no longer needed, here or in the home. */
   async integrated(keys: readonly string[]): Promise<void> {
-    if (!keys.length) return;
-    await this.ds.repo.deleteRefs(keys.map(runRef));
-    if (this.home !== this.ds.dir) await this.ds.repo.push(this.home, keys.map((k) => `:${runRef(k)}`)).catch(() => undefined);
+    await dropRunRefs(this.ds, keys, this.home === this.ds.dir ? undefined : this.home).catch(() => undefined);
   }
 }

@@ -111,7 +111,6 @@ export const heartbeatMs = () => Number(process.env['MINIPACH_SLURM_HEARTBEAT_MS
 
 export async function runSlurmTask(opts: SlurmTaskOptions): Promise<number> {
   const report: TaskReport = { task: opts.label, host: os.hostname(), entries: [], done: false };
-  let clone: string | undefined;
   let scratch: string | undefined;
   let reporter: Reporter | undefined;
   let batch: TaskBatch | undefined;
@@ -124,7 +123,7 @@ export async function runSlurmTask(opts: SlurmTaskOptions): Promise<number> {
       // Reports (and heartbeats) start before the clone, which can take long: from a repository of their own.
       scratch = await mkdtemp(path.join(os.tmpdir(), `minipach-task-${opts.label}-`));
       reporter = new Reporter(await GitRepo.init(path.join(scratch, 'report')), opts.home, opts, report);
-      clone = path.join(scratch, 'clone');
+      const clone = path.join(scratch, 'clone');
       await GitRepo.clone(opts.home, clone);
       await new Annex(clone).init(`minipach slurm task ${opts.label}`, { hardlink: true });
       ds = await openDataset(clone);

@@ -19,7 +19,7 @@ import { endedTask, hasEnded, sbatchOptions } from '../core/slurm.js';
 import { Slurm, SubmitError, type TaskState } from '../adapters/slurm.js';
 import { runRef } from '../results/branch.js';
 import type { ResultToHandIn } from './hand-in.js';
-import type { ComputeJob, ComputeOutcome } from './outcome.js';
+import { failure, type ComputeJob, type ComputeOutcome } from './outcome.js';
 import type { SlurmSettings } from './executors.js';
 import { batchesRef, changedReports, heartbeatMs, reportRef, taskScript, type ReportEntry, type TaskBatch, type TaskReport } from './slurm-task.js';
 
@@ -84,8 +84,6 @@ export class SlurmArrays {
   private squeueEvery = 1000;
   private nextSqueue = 0;
   private lastStates = '';
-  /** Submissions made: one sbatch per array job (the bench counts them). */
-  submissions = 0;
 
   constructor(readonly settings: SlurmSettings, private readonly log: (m: string) => void = () => undefined) {
     this.slurm = new Slurm(settings.clients);
@@ -135,7 +133,7 @@ export class SlurmArrays {
     const batches = new Set([...this.waiting.map((w) => w.batch), ...[...this.arrays].flatMap((a) => a.tasks.map((t) => t.batch))]);
     this.waiting = [];
     this.arrays.clear();
-    for (const b of batches) for (const key of [...b.open.keys()]) await this.settle(b, key, { ok: false, reason, stderrTail: '', resources: { wall: 0 }, log: reason });
+    for (const b of batches) for (const key of [...b.open.keys()]) await this.settle(b, key, failure(reason));
   }
 
   private start(): void {
@@ -158,7 +156,7 @@ export class SlurmArrays {
   /** Tasks of ours queued or running, as far as we know. */
   private inFlight(): number {
     let n = 0;
-    for (const a of this.arrays) for (const t of a.tasks) if (t.keys.some((k) => t.batch.open.get(k)?.task === t)) n++;
+    for (const a of this.arrays) for (const t of a.tasks) if (held(t).length) n++;
     return n;
   }
 
@@ -207,10 +205,9 @@ export class SlurmArrays {
       // Refused for good (options Slurm does not take): the datums fail, with Slurm's words.
       const reason = (e as Error).message;
       this.log(`slurm: ${reason}`);
-      for (const { batch, jobs } of group) for (const job of jobs) await this.settle(batch, job.key, { ok: false, reason, stderrTail: '', resources: { wall: 0 }, log: reason, permanent: true });
+      for (const { batch, jobs } of group) for (const job of jobs) await this.settle(batch, job.key, failure(reason, { permanent: true }));
       return true;
     }
-    this.submissions++;
     group.forEach(({ batch, jobs }, index) => {
       const task: Task = { array, index, batch, keys: jobs.map((j) => j.key), endedPolls: 0, missing: 0 };
       array.tasks.push(task);
@@ -320,7 +317,7 @@ export class SlurmArrays {
     this.nextSqueue = Date.now() + this.squeueEvery;
     for (const a of this.arrays) {
       for (const t of a.tasks) {
-        const mine = t.keys.filter((k) => t.batch.open.get(k)?.task === t);
+        const mine = held(t);
         if (!mine.length) continue;
         const s = byTask.get(`${a.jobId}_${t.index}`);
         if (s?.state === 'RUNNING') {
@@ -344,7 +341,7 @@ export class SlurmArrays {
         }
         const end = endedTask(state, s?.reason ?? 'not in squeue any more', `${a.jobId}_${t.index}`);
         if (end.again) await this.requeue(t, mine, end.reason);
-        else for (const key of mine) await this.settle(t.batch, key, { ok: false, reason: end.reason, stderrTail: '', resources: { wall: 0 }, log: end.reason, timedOut: end.timedOut, permanent: state === 'CANCELLED' });
+        else for (const key of mine) await this.settle(t.batch, key, failure(end.reason, { timedOut: end.timedOut, permanent: state === 'CANCELLED' }));
       }
     }
     // Datums of one ended task that run again go together, as one batch.
@@ -356,7 +353,7 @@ export class SlurmArrays {
     for (const key of keys) {
       const o = t.batch.open.get(key)!;
       if (o.restarts >= MAX_RESTARTS) {
-        await this.settle(t.batch, key, { ok: false, reason: `${reason}, ${MAX_RESTARTS + 1} times`, stderrTail: '', resources: { wall: 0 }, log: reason });
+        await this.settle(t.batch, key, failure(`${reason}, ${MAX_RESTARTS + 1} times`));
         continue;
       }
       o.restarts++;
@@ -385,7 +382,7 @@ export class SlurmArrays {
   /** Forgets arrays none of whose datums wait on them any more, and their refs. */
   private finishArrays(): void {
     for (const a of this.arrays) {
-      if (a.tasks.some((t) => t.keys.some((k) => t.batch.open.get(k)?.task === t))) continue;
+      if (a.tasks.some((t) => held(t).length)) continue;
       this.arrays.delete(a);
       const refs = [batchesRef(a.tag), ...a.tasks.map((t) => reportRef(a.tag, t.index))];
       void a.ds.repo.deleteRefs(refs);
@@ -396,3 +393,6 @@ export class SlurmArrays {
 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The datums a task still answers for: unsettled, and not sent to another task since. */
+const held = (t: Task) => t.keys.filter((k) => t.batch.open.get(k)?.task === t);

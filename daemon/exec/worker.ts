@@ -71,7 +71,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const parallel = opts.concurrency ?? 1;
   const size = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const batcher = nativeBatcher(clones, slot, { size, waitMs: opts.batchWaitMs ?? 50, parallel });
-  const slurm = opts.slurm && slurmBatcher(clones, new SlurmArrays(opts.slurm, log), opts.slurm);
+  const slurm = opts.slurm && slurmBatcher(clones, opts.slurm, log);
   // Enough jobs in hand to fill `concurrency` batches; each job's lock is renewed while it waits its turn.
   // Sending to Slurm, enough to fill the arrays it may have queued (up to a bound: each is a lock to renew).
   const worker = await startQueueWorker(
@@ -140,7 +140,8 @@ function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs:
  * task; outcomes come back as the tasks report them. On a shared file system the tasks work in this clone,
  * and a result is handed in to the origin from here, as a worker's own.
  */
-function slurmBatcher(clones: Clones, arrays: SlurmArrays, settings: SlurmSettings): { batcher: Batcher<BatchItem, ComputeOutcome>; arrays: SlurmArrays } {
+function slurmBatcher(clones: Clones, settings: SlurmSettings, log: (m: string) => void): { batcher: Batcher<BatchItem, ComputeOutcome>; arrays: SlurmArrays } {
+  const arrays = new SlurmArrays(settings, log);
   const batcher = new Batcher<BatchItem, ComputeOutcome>({ size: settings.batchSize, waitMs: 200, parallel: settings.maxQueued }, async (_group, items, settle) => {
     const first = items[0]!.data;
     const ds = await clones.get(first.dataset, first.origin);

@@ -71,11 +71,11 @@ async function pushBranch(ds: Dataset, tip: string): Promise<void> {
 
 /**
  * The dataset's remote as workers and hooks see it: its URL, with a relative path made absolute (relative
- * to the clone), and, when it is a repository on this machine, its git dir.
+ * to the clone), and, when it is a repository on this machine, its git dir. Undefined: no such remote.
  */
 export async function remoteLocation(ds: Dataset): Promise<{ url: string; localGitDir?: string } | undefined> {
-  if (!ds.remote) return undefined;
-  const raw = (await ds.repo.remoteUrl(ds.remote)) ?? '';
+  const raw = ds.remote && (await ds.repo.remoteUrl(ds.remote));
+  if (!raw) return undefined;
   const remoteUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) && !raw.startsWith('file://');
   const scpLike = /^[^/]+@[^:]+:/.test(raw);
   if (remoteUrl || scpLike) return { url: raw };
@@ -91,11 +91,11 @@ export async function fetchRunRefs(ds: Dataset): Promise<void> {
   if (!f.ok) throw new MinipachError(`could not fetch run results from ${ds.remote} in ${ds.dir}: ${f.message}`);
 }
 
-/** Deletes handed-in run refs once their results are on the branch (here, and on the remote). Best effort. */
-export async function dropRunRefs(ds: Dataset, keys: readonly string[]): Promise<void> {
+/** Deletes handed-in run refs once their results are on the branch (here, and where they were handed in: `remote`). Best effort. */
+export async function dropRunRefs(ds: Dataset, keys: readonly string[], remote = ds.remote): Promise<void> {
   if (!keys.length) return;
   await ds.repo.deleteRefs(keys.map(runRef));
-  if (ds.remote) await ds.repo.push(ds.remote, keys.map((k) => `:${runRef(k)}`));
+  if (remote) await ds.repo.push(remote, keys.map((k) => `:${runRef(k)}`));
 }
 
 /**

@@ -1,7 +1,7 @@
-import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { openDataset, type Dataset } from '../../adapters/dataset.js';
 import { MinipachError, UsageError } from '../../core/errors.js';
+import { remoteLocation } from '../../results/branch.js';
 import { fetchAllSharedResults, sharingReminder } from '../../results/shared-ref.js';
 import type { ScheduleReport } from '../../schedule/report.js';
 import { findDaemon, type Registration } from '../../server/registration.js';
@@ -99,13 +99,13 @@ async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<
  */
 async function slurmRunner(ds: Dataset, o: ScheduleFlags) {
   const { DEFAULT_SLURM, SlurmRunner } = await import('../../exec/slurm-runner.js');
-  const { isRelativePath } = await import('../../exec/scratch.js');
   let home = ds.dir;
   if (!o.sharedFs) {
+    // The remote as workers see it (a relative path made absolute): what the tasks clone.
     const remote = ds.remote ?? 'origin';
-    const url = await ds.repo.remoteUrl(remote);
-    if (!url) throw new UsageError(`--executor slurm: the tasks clone the dataset from its origin, and ${ds.dir} has no remote "${remote}"; add one the nodes can reach (git remote add origin <url>), or give --shared-fs if the nodes see ${ds.dir} at this path`);
-    home = isRelativePath(url) ? path.resolve(ds.dir, url) : url;
+    const location = await remoteLocation({ ...ds, remote });
+    if (!location) throw new UsageError(`--executor slurm: the tasks clone the dataset from its origin, and ${ds.dir} has no remote "${remote}"; add one the nodes can reach (git remote add origin <url>), or give --shared-fs if the nodes see ${ds.dir} at this path`);
+    home = location.url;
   }
   const settings = {
     ...DEFAULT_SLURM,
