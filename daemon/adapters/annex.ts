@@ -28,6 +28,11 @@ export class Annex {
     return runUnchecked(['git', 'annex', ...args], { cwd: this.dir, input });
   }
 
+  /** Merges the git-annex branches fetched from remotes (refs/remotes/REMOTE/git-annex) into this one. */
+  async mergeBranches(): Promise<void> {
+    await this.annex(['merge', '-q']);
+  }
+
   /** Whether `git annex init` has run in this repository. */
   async initialised(): Promise<boolean> {
     return (await this.repo.config('annex.uuid')) !== undefined;

@@ -24,13 +24,18 @@ export interface Dataset {
    * results are pushed there (never forced) before the local branch moves. See results/branch.ts.
    */
   readonly remote?: string;
+  /**
+   * The git-annex special remote (S3) that holds the content of its files, when that is not the origin:
+   * workers put results there and get inputs from there; see adapters/storage.ts.
+   */
+  readonly storage?: string;
 }
 
 /**
  * Opens the dataset at `dir`. `readOnly`: for commands that only read history (explain), a plain git clone
  * on which git-annex was never initialised will do, and so will a detached HEAD (the first branch is read).
  */
-export async function openDataset(dir: string, branch?: string, remote?: string, { readOnly = false } = {}): Promise<Dataset> {
+export async function openDataset(dir: string, branch?: string, remote?: string, { readOnly = false, storage }: { readOnly?: boolean; storage?: string } = {}): Promise<Dataset> {
   const abs = path.resolve(dir);
   const found = await GitRepo.find(abs);
   if (!found) throw new UsageError(`${abs} is not a git repository (a DataLad dataset is one: datalad create ${dir})`);
@@ -55,5 +60,5 @@ export async function openDataset(dir: string, branch?: string, remote?: string,
   if (remote && (await repo.remoteUrl(remote)) === undefined) {
     throw new UsageError(`${root} has no git remote "${remote}"; add it with: git -C ${root} remote add ${remote} <url>`);
   }
-  return { dir: root, repo, annex, gitDir, branch: br, ref: `refs/heads/${br}`, bare, stateDir, remote };
+  return { dir: root, repo, annex, gitDir, branch: br, ref: `refs/heads/${br}`, bare, stateDir, remote, storage };
 }

@@ -24,6 +24,7 @@ import * as schedule from './commands/schedule.js';
 import * as share from './commands/share.js';
 import * as slurmTask from './commands/slurm-task.js';
 import * as status from './commands/status.js';
+import * as storage from './commands/storage.js';
 import * as up from './commands/up.js';
 import * as watch from './commands/watch.js';
 import * as worker from './commands/worker.js';
@@ -32,7 +33,7 @@ import * as worker from './commands/worker.js';
 export const VERSION = (JSON.parse(readFileSync(installedFile('package.json'), 'utf8')) as { version: string }).version;
 
 /** In the order `minipach --help` lists them. */
-const COMMANDS = [plan, explain, cost, reindex, share, containers, schedule, up, worker, hooks, watch, status, jobs, logs, retry, cancel, datums, slurmTask];
+const COMMANDS = [plan, explain, cost, reindex, share, containers, storage, schedule, up, worker, hooks, watch, status, jobs, logs, retry, cancel, datums, slurmTask];
 
 export function buildProgram(): Command {
   const program = new Command('minipach')

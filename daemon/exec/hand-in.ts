@@ -7,13 +7,15 @@
  * way the results finished meanwhile wait; then they go in one `git fast-import` (their run commits), one
  * `git push` (their refs) and one `git annex copy --batch-keys` (their content). A lone result goes at once;
  * a busy worker pays for a hand-in (a push costs the origin a receive-pack and its hooks) per handful of
- * datums, not per datum. The price: a worker killed with results waiting or on their way loses those too
+ * datums, not per datum. With storage (a dataset whose content lives in an S3 bucket) the content goes to
+ * the bucket instead, before the refs, and the worker keeps no copy. The price: a worker killed with results waiting or on their way loses those too
  * (at most half a second's worth; they run again), besides the datum it was running.
  */
 import { Annex } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
 import type { CommitSpec } from '../adapters/git-format.js';
 import { runRef } from '../results/branch.js';
+import { storageOf } from '../adapters/storage.js';
 
 /** A computed result, ready to hand in. */
 export interface ResultToHandIn {
@@ -40,7 +42,12 @@ export class HandIn {
   private lastStart = 0;
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly ds: Dataset, private readonly remote = 'origin') {}
+  constructor(
+    private readonly ds: Dataset,
+    private readonly remote = 'origin',
+    /** Told when results wait for the storage to come back. */
+    private readonly log?: (message: string) => void,
+  ) {}
 
   /** Resolves with the run commit once it and the content are in the origin; rejects when they could not get there. */
   submit(datumKey: string, result: ResultToHandIn): Promise<string> {
@@ -76,15 +83,24 @@ export class HandIn {
       const written = await this.ds.repo.writeCommits(undefined, toWrite);
       const commits = group.map((w) => ('commit' in w.result.run ? w.result.run.commit : written.shift()!));
       const keys = [...new Set(group.flatMap((w) => w.result.annexKeys))];
-      // Files kept in git travel with the commits; annexed ones are copied by key (the native executor
-      // leaves them out of any index, so paths would not do).
-      await Promise.all([
+      const pushRefs = () =>
         withRetries(`hand the results in to ${this.remote}`, async () => {
           const r = await this.ds.repo.push(this.remote, group.map((w, i) => `+${commits[i]}:${runRef(w.datumKey)}`));
           return { ok: r.status === 'ok', message: r.status === 'ok' ? '' : r.message };
-        }),
-        withRetries(`copy the outputs' content to ${this.remote}`, () => new Annex(this.ds.dir).copyKeysTo(this.remote, keys)),
-      ]);
+        });
+      const storage = storageOf(this.ds);
+      if (storage) {
+        // Content first: a run ref in the origin promises that its content is in the bucket. The copy here
+        // is then of no use to anyone (a worker shares nothing), so it goes.
+        const s = await storage;
+        await s.patiently(() => s.put(keys), (e) => this.log?.(`${e.message}; ${group.length} result(s) wait for it`));
+        await pushRefs();
+        await s.dropHere(keys);
+      } else {
+        // Files kept in git travel with the commits; annexed ones are copied by key (the native executor
+        // leaves them out of any index, so paths would not do).
+        await Promise.all([pushRefs(), withRetries(`copy the outputs' content to ${this.remote}`, () => new Annex(this.ds.dir).copyKeysTo(this.remote, keys))]);
+      }
       group.forEach((w, i) => w.resolve(commits[i]!));
     } catch (e) {
       for (const w of group) w.reject(e as Error);

@@ -14,6 +14,7 @@ import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promise
 import path from 'node:path';
 import { Annex, AnnexAdder } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
+import { storageOf } from '../adapters/storage.js';
 import type { TreeChange } from '../adapters/git.js';
 import { canMountReadOnly, readOnlyArgv, runUnchecked, startMountSandbox, watchGroup, type MountSandbox } from '../adapters/process.js';
 import { expandDataladCommand } from '../core/command.js';
@@ -57,7 +58,7 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
     const paths = jobs.flatMap((j) => [...j.datum.inputs.map((i) => i.path), ...j.spec.transform.code, ...image(j), j.outputDir]);
     checkout = await scratchCheckout(ds, baseCommit, [...new Set(paths)], jobs[0]!.key.slice(0, 12));
     sandbox = await readOnlySandbox(ds, checkout.dir, jobs);
-    await getInputsContent(checkout.dir, jobs);
+    await getInputsContent(ds, checkout.dir, jobs);
     adder = new AnnexAdder(checkout.dir);
     const dsid = (await checkout.repo.configIn('.datalad/config', 'datalad.dataset.id')) ?? undefined;
     for (const job of jobs) {
@@ -91,14 +92,20 @@ export async function runNativeBatch(ds: Dataset, baseCommit: string, jobs: read
  * per few hundred files rather than one per datum. What it could not get, each datum's guard tries again,
  * and fails that datum alone with git-annex's words.
  */
-async function getInputsContent(dir: string, jobs: readonly ComputeJob[]): Promise<void> {
+async function getInputsContent(ds: Dataset, dir: string, jobs: readonly ComputeJob[]): Promise<void> {
   const missing: string[] = [];
   for (const p of new Set(jobs.flatMap((j) => j.datum.inputs.flatMap((i) => i.files.map((f) => f.entry.path))))) {
     const full = path.join(dir, p);
     if ((await lstat(full).catch(() => undefined))?.isSymbolicLink() && !(await stat(full).catch(() => undefined))) missing.push(p);
   }
   const annex = new Annex(dir);
-  for (let i = 0; i < missing.length; i += 500) await annex.get(missing.slice(i, i + 500));
+  const storage = await storageOf(ds);
+  for (let i = 0; i < missing.length; i += 500) {
+    const some = missing.slice(i, i + 500);
+    if (!storage) await annex.get(some);
+    // From a bucket that is away the batch waits for it, rather than failing every datum's try.
+    else await storage.patiently(async () => (await annex.get(some)).ok || (await storage.check()));
+  }
 }
 
 /**

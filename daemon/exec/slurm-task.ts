@@ -26,6 +26,7 @@ import type { ResourceUsage } from '../core/result-index.js';
 import { loadSpec } from '../core/spec.js';
 import { runRef } from '../results/branch.js';
 import { HandIn, type ResultToHandIn } from './hand-in.js';
+import { storageOf } from '../adapters/storage.js';
 import { annexKeysOf, runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 
@@ -49,6 +50,8 @@ export interface TaskJob {
 /** One task's batch: `<task>.json` in the batches commit. */
 export interface TaskBatch {
   readonly baseCommit: string;
+  /** The dataset's S3 special remote: inputs come from it and results go to it (not on a shared file system). */
+  readonly storage?: string;
   readonly jobs: readonly TaskJob[];
 }
 
@@ -138,6 +141,10 @@ export async function runSlurmTask(opts: SlurmTaskOptions): Promise<number> {
       const spec = loadSpec(j.specFile, j.specSource);
       if (spec instanceof SpecError) report.entries.push({ key: j.key, ok: false, reason: spec.message, stderrTail: '', resources: { wall: 0 }, log: spec.message, permanent: true });
       else jobs.push({ spec, datum: j.datum, key: j.key, outputDir: j.outputDir, baseCommit: batch.baseCommit });
+    }
+    if (batch.storage && !opts.shared) {
+      ds = { ...ds, storage: batch.storage };
+      await storageOf(ds);
     }
     const handIn = opts.shared ? new LocalHandIn(ds) : new HandIn(ds);
     await runNativeBatch(ds, batch.baseCommit, jobs, async (job, outcome) => {

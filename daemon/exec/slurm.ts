@@ -182,6 +182,7 @@ export class SlurmArrays {
     const files = group.map(({ batch, jobs }, index): { path: string; mode: string; content: Buffer } => {
       const description: TaskBatch = {
         baseCommit: batch.baseCommit,
+        ...(batch.ds.storage ? { storage: batch.ds.storage } : {}),
         jobs: jobs.map((j) => ({ key: j.key, pipeline: j.spec.name, datumName: j.datum.name, outputDir: j.outputDir, specFile: j.spec.file, specSource: j.spec.source, datum: j.datum })),
       };
       return { path: `${index}.json`, mode: '100644', content: Buffer.from(JSON.stringify(description)) };

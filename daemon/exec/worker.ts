@@ -26,6 +26,7 @@ import { Batcher } from './batcher.js';
 import { DEFAULT_BATCH_SIZE, type SlurmSettings } from './executors.js';
 import { SlurmArrays } from './slurm.js';
 import { HandIn } from './hand-in.js';
+import { storageOf } from '../adapters/storage.js';
 import { runNativeBatch } from './native.js';
 import type { ComputeJob, ComputeOutcome } from './outcome.js';
 import type { PipelineSpec } from '../core/spec.js';
@@ -67,7 +68,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const log = opts.log ?? (() => undefined);
   const slot = await claimSlot(opts.stateDir ?? defaultStateDir());
   const name = `${os.hostname()}/${path.basename(slot.dir)}/${process.pid}`;
-  const clones = new Clones(slot.dir, name);
+  const clones = new Clones(slot.dir, name, log);
   const parallel = opts.concurrency ?? 1;
   const size = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const batcher = nativeBatcher(clones, slot, { size, waitMs: opts.batchWaitMs ?? 50, parallel });
@@ -113,7 +114,7 @@ interface BatchItem {
 function nativeBatcher(clones: Clones, slot: Slot, opts: { size: number; waitMs: number; parallel: number }): Batcher<BatchItem, ComputeOutcome> {
   return new Batcher<BatchItem, ComputeOutcome>(opts, async (_group, items, settle) => {
     const first = items[0]!.data;
-    const ds = await clones.get(first.dataset, first.origin);
+    const ds = await clones.get(first);
     await clones.ensureCommit(ds, first.baseCommit);
     const byKey = new Map(items.map((i) => [i.data.key, i]));
     const groups: number[] = [];
@@ -144,7 +145,7 @@ function slurmBatcher(clones: Clones, settings: SlurmSettings, log: (m: string) 
   const arrays = new SlurmArrays(settings, log);
   const batcher = new Batcher<BatchItem, ComputeOutcome>({ size: settings.batchSize, waitMs: 200, parallel: settings.maxQueued }, async (_group, items, settle) => {
     const first = items[0]!.data;
-    const ds = await clones.get(first.dataset, first.origin);
+    const ds = await clones.get(first);
     await clones.ensureCommit(ds, first.baseCommit);
     const byKey = new Map(items.map((i) => [i.data.key, i]));
     await arrays.runBatch(ds, settings.sharedFs ? ds.dir : first.origin, first.baseCommit, first.dataset, items.map((i) => jobOfData(i.data, i.spec)), async (job, outcome) => settle(byKey.get(job.key)!, outcome), {
@@ -183,7 +184,7 @@ async function processJob(
     outcome = await batchers.slurm.submit(`${d.dataset}\0${d.origin}\0${d.baseCommit}\0${d.pipeline}`, { data: d, spec, start });
   } else {
     await start();
-    const ds = await clones.get(d.dataset, d.origin);
+    const ds = await clones.get(d);
     await clones.ensureCommit(ds, d.baseCommit);
     let group: number | undefined;
     outcome = await runCompute(ds, jobOfData(d, spec), { handIn: (job, result) => clones.handIn(ds).submit(job.key, result), onSpawn: (pid) => slot.track((group = pid)) }).finally(() => group && slot.untrack(group));
@@ -205,20 +206,20 @@ class Clones {
   private readonly fetches = new Map<string, Promise<unknown>>();
   private readonly handIns = new Map<string, HandIn>();
 
-  constructor(private readonly dir: string, private readonly name: string) {}
+  constructor(private readonly dir: string, private readonly name: string, private readonly log: (m: string) => void) {}
 
-  get(dataset: string, origin: string): Promise<Dataset> {
-    const id = `${dataset}\0${origin}`;
+  get({ dataset, origin, storage }: Pick<DatumJobData, 'dataset' | 'origin' | 'storage'>): Promise<Dataset> {
+    const id = `${dataset}\0${origin}\0${storage ?? ''}`;
     let ds = this.opened.get(id);
     if (!ds) {
-      ds = this.open(dataset, origin);
+      ds = this.open(dataset, origin, storage);
       this.opened.set(id, ds);
       ds.catch(() => this.opened.delete(id));
     }
     return ds;
   }
 
-  private async open(dataset: string, origin: string): Promise<Dataset> {
+  private async open(dataset: string, origin: string, storage: string | undefined): Promise<Dataset> {
     const dir = path.join(this.dir, dataset);
     const existing = new GitRepo(dir);
     const url = await existsDir(dir) ? await existing.remoteUrl('origin') : undefined;
@@ -233,13 +234,16 @@ class Clones {
       // Scratch checkouts of a worker that died are of no use to anyone.
       await existing.pruneWorktrees();
     }
-    return openDataset(dir);
+    const ds = await openDataset(dir, undefined, undefined, { storage });
+    // Inputs come from the bucket (git-annex gets them from any enabled remote that has them): enable it now.
+    await storageOf(ds);
+    return ds;
   }
 
   /** The hand-in of a clone's results to its origin (one per clone, so that they go together). */
   handIn(ds: Dataset): HandIn {
     let h = this.handIns.get(ds.dir);
-    if (!h) this.handIns.set(ds.dir, (h = new HandIn(ds)));
+    if (!h) this.handIns.set(ds.dir, (h = new HandIn(ds, 'origin', this.log)));
     return h;
   }
 

@@ -32,6 +32,8 @@ export interface DatumJobData {
   readonly tries?: number;
   /** Where the last try runs or ran, when not on the worker itself: `Slurm task <job>_<index>`. */
   readonly ranOn?: string;
+  /** The S3 special remote of the dataset that holds content (inputs come from it, results go to it); unset: the origin. */
+  readonly storage?: string;
   /** How the worker runs the command. @defaultValue "native" */
   readonly executor?: ExecutorName;
   /** Written by the worker when a try fails: what `minipach jobs` and the failure record show. */

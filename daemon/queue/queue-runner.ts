@@ -12,6 +12,11 @@ import type { ComputeRequest, ComputeRunner } from '../exec/runner.js';
 import { dropRunRefs, fetchRunRefs } from '../results/branch.js';
 import { jobId, type DatumJobData, type DatumJobResult, type DatumQueue } from './datum-queue.js';
 import type { ExecutorName } from '../exec/executors.js';
+import type { LsTreeEntry } from '../adapters/git.js';
+import { storageOf } from '../adapters/storage.js';
+import { annexKeyFromLinkTarget } from '../core/content-key.js';
+import { StorageError } from '../core/storage.js';
+import { MODE_SYMLINK } from '../core/tree.js';
 
 /** Turns a settled job into the outcome the scheduler expects from any runner. */
 function outcomeOf(job: Job<DatumJobData, DatumJobResult>, state: JobState | 'unknown'): ComputeOutcome | undefined {
@@ -41,6 +46,9 @@ const SWEEP_MS = 2000;
 export class QueueRunner implements ComputeRunner {
   /** Called once a round's jobs are all on the queue. */
   onEnqueued?: () => void;
+  /** Told what keeps finished results from being integrated (the bucket is away). */
+  onWarning?: (message: string) => void;
+  private lastAway?: string;
 
   constructor(
     private readonly q: DatumQueue,
@@ -63,6 +71,7 @@ export class QueueRunner implements ComputeRunner {
       specFile: r.spec.file,
       specSource: r.spec.source,
       datum: r.plan.datum!,
+      ...(this.ds.storage ? { storage: this.ds.storage } : {}),
       executor: this.target.pipelineExecutors?.[r.plan.pipeline] ?? this.target.executor,
     });
     for (const r of requests) pending.set(await this.q.enqueue(dataOf(r), r.spec.datumTries), r);
@@ -99,12 +108,30 @@ export class QueueRunner implements ComputeRunner {
           if (outcome) looked.push({ id, r, job, outcome });
         }
         const present = await this.presentCommits(looked.flatMap(({ outcome: o }) => (o.ok ? [o.commit] : [])));
+        const content = await this.contentInStorage(looked.flatMap(({ id, outcome: o }) => (o.ok && present.has(o.commit) ? [{ id, outputs: o.outputs }] : [])));
         for (const { id, r, job, outcome } of looked) {
           if (outcome.ok && !present.has(outcome.commit)) {
             // A result whose run commit is gone (its ref was dropped after an earlier integration that
             // crashed before forgetting the job) cannot be integrated: compute it again.
             await job.remove().catch(() => undefined);
             await this.q.enqueue(dataOf(r), r.spec.datumTries);
+            continue;
+          }
+          // The bucket cannot say whether the content is there: the result waits (it is integrated only
+          // once its content is confirmed), and the next sweep asks again.
+          if (outcome.ok && content.away) continue;
+          if (outcome.ok && content.missing.has(id)) {
+            const n = (restarts.get(id) ?? 0) + 1;
+            restarts.set(id, n);
+            if (n <= MAX_STALL_RESTARTS) {
+              this.onWarning?.(`${r.plan.pipeline}/${r.plan.name}: its result's content is not in the bucket "${this.ds.storage}"; computing it again`);
+              await job.remove().catch(() => undefined);
+              await this.q.enqueue(dataOf(r), r.spec.datumTries);
+              continue;
+            }
+            pending.delete(id);
+            const reason = `its outputs' content never reached the bucket "${this.ds.storage}" (after ${n} tries); do the workers use the same storage as the daemon?`;
+            await settled(r, { ok: false, reason, stderrTail: '', log: reason, resources: outcome.resources });
             continue;
           }
           if (!outcome.ok && STALLED.test(job.failedReason ?? '') && (restarts.get(id) ?? 0) < MAX_STALL_RESTARTS) {
@@ -147,6 +174,37 @@ export class QueueRunner implements ComputeRunner {
     if (found.size === commits.length || !this.ds.remote) return found;
     await fetchRunRefs(this.ds).catch(() => undefined);
     return here();
+  }
+
+  /**
+   * With storage: which results' annexed outputs are not all in the bucket (by asking it), after recording
+   * those that are in the git-annex branch here (so the branch's next push tells every clone where they are).
+   * `away`: the bucket could not answer; nothing is decided.
+   */
+  private async contentInStorage(results: readonly { id: string; outputs: readonly LsTreeEntry[] }[]): Promise<{ missing: Set<string>; away?: StorageError }> {
+    const missing = new Set<string>();
+    const storage = storageOf(this.ds);
+    if (!storage || !results.length) return { missing };
+    const links = results.flatMap((r) => r.outputs.filter((e) => e.mode === MODE_SYMLINK).map((e) => ({ id: r.id, oid: e.oid })));
+    const targets = await this.ds.repo.readBlobs([...new Set(links.map((l) => l.oid))]);
+    const keysOf = new Map<string, string[]>();
+    for (const l of links) {
+      const key = annexKeyFromLinkTarget(targets.get(l.oid)?.toString('utf8') ?? '');
+      if (key) keysOf.set(l.id, [...(keysOf.get(l.id) ?? []), key]);
+    }
+    try {
+      const s = await storage;
+      const found = await s.inBucket([...keysOf.values()].flat());
+      for (const [id, keys] of keysOf) if (keys.some((k) => !found.present.has(k))) missing.add(id);
+      await s.recordPresent([...found.present]);
+      this.lastAway = undefined;
+      return { missing };
+    } catch (e) {
+      if (!(e instanceof StorageError)) throw e;
+      if (this.lastAway !== e.message) this.onWarning?.(`${e.message}; ${results.length} finished result(s) wait for it`);
+      this.lastAway = e.message;
+      return { missing, away: e };
+    }
   }
 
   /**

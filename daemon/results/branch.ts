@@ -59,7 +59,27 @@ export async function syncBranch(ds: Dataset): Promise<string | undefined> {
 export async function publishBranch(ds: Dataset, tip: string, expected: string, reason: string): Promise<string | undefined> {
   if (ds.remote) await pushBranch(ds, tip);
   await ds.repo.moveRef(ds.ref, tip, expected, reason);
-  return followInWorkingTree(ds, expected, tip);
+  const annexWarning = ds.remote && ds.storage ? await pushAnnexBranch(ds) : undefined;
+  return [await followInWorkingTree(ds, expected, tip), annexWarning].filter(Boolean).join('; ') || undefined;
+}
+
+/**
+ * With storage the content is in a bucket, and only the git-annex branch says so: it goes to the remote
+ * after the branch, so a clone of the remote finds every result's content (`datalad get`). Merged with the
+ * remote's first (people push theirs too); a push that loses a race is tried again. A failure is a warning:
+ * the next publish pushes what this one did not.
+ */
+async function pushAnnexBranch(ds: Dataset): Promise<string | undefined> {
+  let message = '';
+  for (let i = 0; i < 4; i++) {
+    await ds.annex.mergeBranches();
+    const r = await ds.repo.push(ds.remote!, ['refs/heads/git-annex:refs/heads/git-annex']);
+    if (r.status === 'ok') return undefined;
+    message = r.message;
+    if (r.status !== 'rejected') break;
+    await ds.repo.fetch(ds.remote!, [`+refs/heads/git-annex:refs/remotes/${ds.remote}/git-annex`]);
+  }
+  return `could not push the git-annex branch (where results' content is) to ${ds.remote}: ${message}; the next integration tries again`;
 }
 
 async function pushBranch(ds: Dataset, tip: string): Promise<void> {

@@ -29,6 +29,13 @@ export interface DatasetConfig {
   readonly repository?: string;
   /** Buckets (and key prefixes) whose objects become files under `path` of this dataset. */
   readonly minio: readonly BucketMapping[];
+  /**
+   * The S3 special remote that holds the dataset's content (set up with `minipach storage init`): workers
+   * and Slurm tasks get inputs from it and put results in it; the daemon only checks that they are there.
+   * Credentials: `credentials_file` (lines AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...) or the
+   * environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. @defaultValue none (content goes to the origin)
+   */
+  readonly storage?: { readonly remote: string; readonly credentialsFile?: string };
 }
 
 export interface DaemonConfig {
@@ -98,6 +105,12 @@ export const CONFIG_SCHEMA = {
           pipelines: {
             type: 'object',
             additionalProperties: { type: 'object', additionalProperties: false, properties: { executor: { enum: [...EXECUTORS] } } },
+          },
+          storage: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['remote'],
+            properties: { remote: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' }, credentials_file: { type: 'string', minLength: 1 } },
           },
           minio: {
             type: 'array',
@@ -214,8 +227,13 @@ export function parseConfig(file: string, raw: unknown, env: NodeJS.ProcessEnv =
     });
     const executor = (d['executor'] as ExecutorName | undefined) ?? 'native';
     const pipelineExecutors = Object.fromEntries(Object.entries((d['pipelines'] as Record<string, { executor?: ExecutorName }> | undefined) ?? {}).flatMap(([k, v]) => (v.executor ? [[k, v.executor]] : [])));
-    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, executor, pipelineExecutors, minio };
+    const st = d['storage'] as { remote: string; credentials_file?: string } | undefined;
+    const storage = st && { remote: st.remote, ...(st.credentials_file ? { credentialsFile: path.resolve(base, st.credentials_file) } : {}) };
+    return { name, path: p, branches: d['branches'] as string[] | undefined, remote: d['remote'] as string | undefined, repository: d['repository'] as string | undefined, executor, pipelineExecutors, minio, storage };
   });
+  // git-annex reads S3 credentials from the environment: one set per daemon (and its workers).
+  const files = [...new Set(datasets.flatMap((d) => (d.storage?.credentialsFile ? [d.storage.credentialsFile] : [])))];
+  if (files.length > 1) throw new ConfigError(file, 'datasets[].storage.credentials_file', `names ${files.length} different files; a daemon uses one set of S3 credentials (one account may hold every bucket)`);
   const http = (obj['http'] as { host?: string; port?: number; token?: string } | undefined) ?? {};
   const secrets = (obj['secrets'] as { gitea?: string; minio?: string; git?: string } | undefined) ?? {};
   const m = obj['minio'] as { endpoint: string; access_key: string; secret_key: string; region?: string } | undefined;

@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
+import { loadCredentialsFile, storageOf } from '../adapters/storage.js';
 import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from '../adapters/redis.js';
 import { datumLabel, parseDatumLabel } from '../core/datum-label.js';
 import { readDatumLog } from '../exec/logs.js';
@@ -86,6 +87,7 @@ export class Daemon implements DaemonApi {
       const origin = (await remoteLocation(ds))?.url ?? ds.dir;
       const dc = this.config.datasets.find((c) => c.name === name)!;
       const runner = new QueueRunner(this.queue, ds, { dataset: name, origin, executor: dc.executor, pipelineExecutors: dc.pipelineExecutors }, this.abort.signal);
+      runner.onWarning = (m) => this.logger.warn(`${name}: ${m}`);
       this.followers.push(new Follower(name, ds, runner, { nextRunId: () => ++this.runIds, log: (m) => this.logger.warn(m), onRunEnd: (run) => this.runEnded(run) }));
       targets.push({ dataset: name, dir: ds.dir, gitDir: ds.gitDir, origin, repository: dc.repository, minio: dc.minio });
     }
@@ -230,9 +232,14 @@ export class Daemon implements DaemonApi {
 /** Datasets first: a wrong path or branch is reported before anything is started. */
 async function openServed(config: DaemonConfig): Promise<{ name: string; ds: Dataset }[]> {
   const served: { name: string; ds: Dataset }[] = [];
+  const credentials = config.datasets.find((d) => d.storage?.credentialsFile)?.storage?.credentialsFile;
+  if (credentials) await loadCredentialsFile(credentials);
   for (const dc of config.datasets) {
-    const first = await openDataset(dc.path, dc.branches?.[0], dc.remote);
-    for (const branch of dc.branches ?? [first.branch]) served.push({ name: dc.name, ds: branch === first.branch ? first : await openDataset(dc.path, branch, dc.remote) });
+    const open = (branch?: string) => openDataset(dc.path, branch, dc.remote, { storage: dc.storage?.remote });
+    const first = await open(dc.branches?.[0]);
+    // The storage must be set up in the clone (a wrong name is reported now); the bucket may be away for now.
+    await storageOf(first);
+    for (const branch of dc.branches ?? [first.branch]) served.push({ name: dc.name, ds: branch === first.branch ? first : await open(branch) });
   }
   return served;
 }

@@ -11,6 +11,7 @@ import type { IndexChange } from '../adapters/git.js';
 import { publishBranch, syncBranch } from '../results/branch.js';
 import { BranchMovedError, MinipachError } from '../core/errors.js';
 import type { Dataset } from '../adapters/dataset.js';
+import { storageOf } from '../adapters/storage.js';
 
 export interface MinioConnection {
   /** `http://host:9000` */
@@ -72,9 +73,16 @@ export async function ingestObjects(ds: Dataset, client: MinioClient, changes: r
       const { key, objectPath } = await ds.annex.store(file, attr !== 'unspecified' && attr !== 'unset' ? attr : undefined);
       files.set(c.path, { key, target: (dir) => path.posix.relative(dir, `.git/annex/objects/${objectPath}`) });
     }
-    if (ds.remote && files.size) {
+    const keys = [...new Set([...files.values()].map((f) => f.key))];
+    const storage = storageOf(ds);
+    if (storage && files.size) {
+      // Workers read inputs from the dataset's storage: the content goes there before the commit that names
+      // it, and the daemon keeps no copy (the push of the branch takes the git-annex branch that says where).
+      const s = await storage;
+      await s.put(keys);
+      await s.dropHere(keys);
+    } else if (ds.remote && files.size) {
       // Workers read inputs from the remote: the content goes there before the commit that names it.
-      const keys = [...new Set([...files.values()].map((f) => f.key))];
       const r = await ds.annex.copyKeysTo(ds.remote, keys);
       if (!r.ok) throw new MinipachError(`could not copy imported objects to ${ds.remote}: ${r.message}`);
     }

@@ -26,13 +26,21 @@ describe('daemon configuration', () => {
 
   it('names the key of an invalid value', () => {
     const bad = [
-      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote, repository, executor, pipelines, minio\)/],
+      [{ datasets: [{ path: '/d', branchez: ['x'] }] }, /datasets\[0\]\.branchez: unknown key \(known: name, path, branches, remote, repository, executor, pipelines, storage, minio\)/],
       [{ datasets: [] }, /datasets: must NOT have fewer than 1 items/],
       [{ datasets: [{ path: '/d' }], http: { port: 'eighty' } }, /http\.port: must be integer/],
       [{}, /must have required property 'datasets'/],
       [{ datasets: [{ path: '/a/x' }, { path: '/b/x' }] }, /datasets\[1\]\.name: "x" is used twice/],
+      [{ datasets: [{ path: '/d', storage: { credentials_file: 'x' } }] }, /datasets\[0\]\.storage: must have required property 'remote'/],
+      [{ datasets: [{ path: '/a', storage: { remote: 's3', credentials_file: 'a.env' } }, { path: '/b', storage: { remote: 's3', credentials_file: 'b.env' } }] }, /one set of S3 credentials/],
     ] as const;
     for (const [raw, want] of bad) expect(() => parseConfig(file, raw, {})).toThrow(want);
     expect(() => parseConfig(file, { datasets: [{ path: '/d' }] }, { MINIPACH_HTTP_PORT: 'x' })).toThrow(ConfigError);
+  });
+
+  it('reads a dataset\'s storage, with the credentials file relative to the configuration', () => {
+    const c = parseConfig(file, { datasets: [{ path: '/d', storage: { remote: 's3', credentials_file: 's3.env' } }, { path: '/e' }] }, {});
+    expect(c.datasets[0]!.storage).toEqual({ remote: 's3', credentialsFile: '/etc/minipach/s3.env' });
+    expect(c.datasets[1]!.storage).toBeUndefined();
   });
 });

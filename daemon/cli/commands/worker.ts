@@ -13,6 +13,7 @@ interface WorkerFlags {
   prefix?: string;
   state?: string;
   lockMs?: number;
+  credentials?: string;
 }
 
 export function register(program: Command): void {
@@ -26,6 +27,7 @@ export function register(program: Command): void {
     .option('--redis <url>', 'Redis URL (default: REDIS_URL, else the daemon registered in the dataset)')
     .option('--prefix <name>', 'queue prefix (default: the daemon\'s, else "minipach")')
     .option('--state <dir>', 'where the worker keeps its clones (default: ~/.cache/minipach/worker)')
+    .option('--credentials <file>', "S3 credentials for datasets with storage (AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines; default: those environment variables)")
     .addOption(new Option('--lock-ms <n>', 'job lock time: how soon the job of a killed worker runs again').argParser((v) => parsePositive(v, '--lock-ms')))
     .action(async (dir: string, o: WorkerFlags) => {
       let url = o.redis ?? process.env['REDIS_URL'];
@@ -36,6 +38,7 @@ export function register(program: Command): void {
         url = reg.redisUrl;
         prefix ??= reg.queuePrefix;
       }
+      if (o.credentials) await (await import('../../adapters/storage.js')).loadCredentialsFile(o.credentials);
       const { checkRedis, redisOptions } = await import('../../adapters/redis.js');
       const { startWorker } = await import('../../exec/worker.js');
       await checkRedis(url);
