@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ENV, failures, TestDataset, type ScheduleJson } from '../helpers/dataset.js';
 import { clusterLogs, startSlurmCluster, type SlurmCluster } from '../helpers/slurm.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { inBucket, S3_CREDENTIALS, startS3 } from '../helpers/s3.js';
 import { podman } from '../helpers/podman.js';
 
 let cluster: SlurmCluster;
@@ -255,6 +256,47 @@ describe('the Slurm executor', () => {
     await until(async () => !(await cluster.queue()).some((l) => / (RUNNING|PENDING|COMPLETING)$/.test(l)), 30_000);
     await ds.fsck();
   }, 240_000);
+
+  it('with storage, tasks get their inputs from the bucket and put results there; the origin holds git only', async () => {
+    const s3 = await startS3(['annex']);
+    cleanups.push(() => void s3.stop());
+    const ds = await TestDataset.create();
+    cleanups.push(() => ds.cleanup());
+    const root = path.dirname(ds.dir);
+    const origin = path.join(root, 'origin.git');
+    await execa('git', ['init', '-q', '--bare', origin]);
+    await ds.git('remote', 'add', 'origin', origin);
+    await ds.git('config', 'remote.origin.annex-ignore', 'true');
+    expect((await ds.minipachWith(S3_CREDENTIALS, 'storage', 'init', '--bucket', 'annex', '--endpoint', s3.endpoint)).exitCode).toBe(0);
+    const files: Record<string, string> = { 'count/spec.yml': 'input: { pfs: { repo: raw, glob: "/*" } }\ntransform:\n  cmd: [sh, -c]\n  stdin: [\'cat "$MINIPACH_IN_raw/data.txt" | rev > "$MINIPACH_OUT/rev"\']\n' };
+    for (let i = 0; i < 4; i++) files[`raw/s${i}/data.txt`] = `subject ${i}\n`;
+    ds.write(files);
+    await ds.save('study');
+    await execa('datalad', ['push', '--to', 'origin'], { cwd: ds.dir, env: { ...ENV, ...S3_CREDENTIALS } });
+    const clone = path.join(root, 'daemon-clone');
+    await execa('git', ['clone', '-q', origin, clone]);
+    await execa('git', ['annex', 'init', '-q', 'daemon'], { cwd: clone });
+    const creds = path.join(root, 's3.env');
+    writeFileSync(creds, `AWS_ACCESS_KEY_ID=${S3_CREDENTIALS.AWS_ACCESS_KEY_ID}\nAWS_SECRET_ACCESS_KEY=${S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\n`, { mode: 0o600 });
+    const config = path.join(root, 'minipach.yml');
+    writeFileSync(config, `datasets:\n  - path: ${clone}\n    remote: origin\n    executor: slurm\n    storage: { remote: s3, credentials_file: ${creds} }\nworkers: 1\nslurm:\n  batch_size: 2\n`);
+    const branch = (await ds.git('branch', '--show-current')).trim();
+    const daemon = await startDaemon(clone, ['--config', config, '--workers', '1'], cluster.env);
+    try {
+      await until(async () => (await execa('git', ['log', '--format=%s', branch], { cwd: origin })).stdout.split('\n').filter((l) => l.startsWith('[DATALAD RUNCMD]')).length === 4, 120_000);
+    } finally {
+      await daemon.stop();
+    }
+    expect(daemon.output()).toMatch(/count\/s0: try 1 \(\w+\) on Slurm task \d+_\d+/);
+    const links = (await execa('git', ['ls-tree', '-r', branch, '--', 'count'], { cwd: origin })).stdout.split('\n').filter((l) => l.startsWith('120000') && !l.endsWith('spec.yml'));
+    expect(links.length).toBe(4);
+    for (const l of links) {
+      const key = path.basename((await execa('git', ['cat-file', 'blob', l.split(/\s+/)[2]!], { cwd: origin })).stdout);
+      expect(await inBucket(s3.client, 'annex', key)).toBe(true);
+    }
+    // Nothing but git in the origin: no annex objects were handed in there.
+    expect(existsSync(path.join(origin, 'annex', 'objects'))).toBe(false);
+  }, 180_000);
 
   it('an interrupted schedule scancels its jobs: none is left in squeue', async () => {
     const ds = await study(6, 'sleep 60');

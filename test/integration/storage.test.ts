@@ -5,7 +5,7 @@
  * content is, a fresh clone getting it all from the bucket, a bucket outage in the middle of a run, and
  * the errors for wrong and missing credentials.
  */
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -16,6 +16,7 @@ import { runCommits, spawnMinipach, startDaemon, waitIdle, type Proc, type Runni
 import { inBucket, S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
 
 const BUCKET = 'annex';
+const FIXTURES = new URL('../../../shared/fixtures/', import.meta.url).pathname;
 const SPEC = ['input: {pfs: {repo: raw, glob: "/*"}}', 'transform:', '  cmd: [sh, -c]', `  stdin: ['sleep 0.2; cat "$MINIPACH_IN_raw"/* | tr a-z A-Z > "$MINIPACH_OUT/upper.txt"']`].join('\n') + '\n';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -72,7 +73,7 @@ describe('an S3 bucket as the dataset content store', () => {
   };
 
   beforeAll(async () => {
-    s3 = await startS3([BUCKET]);
+    s3 = await startS3([BUCKET, 'vd-main']);
     cleanups.push(() => s3.stop());
     user = await TestDataset.create();
     cleanups.push(() => user.cleanup());
@@ -99,7 +100,11 @@ describe('an S3 bucket as the dataset content store', () => {
     const creds = path.join(root, 's3.env');
     writeFileSync(creds, `# the lab's MinIO\nAWS_ACCESS_KEY_ID=${S3_CREDENTIALS.AWS_ACCESS_KEY_ID}\nAWS_SECRET_ACCESS_KEY=${S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\n`, { mode: 0o600 });
     const config = path.join(root, 'minipach.yml');
-    writeFileSync(config, `datasets:\n  - path: ${clone}\n    remote: origin\n    storage: {remote: s3, credentials_file: ${creds}}\npoll_seconds: 1\nworkers: 0\n`);
+    writeFileSync(
+      config,
+      `datasets:\n  - path: ${clone}\n    remote: origin\n    storage: {remote: s3, credentials_file: ${creds}}\n    minio: [{bucket: vd-main, path: uploads}]\n` +
+        `minio: {endpoint: "${s3.endpoint}", access_key: S3RVER, secret_key: S3RVER}\nsecrets: {minio: tok-123}\npoll_seconds: 1\nworkers: 0\n`,
+    );
     // The daemon gets no credentials from its environment: only from the file its configuration names.
     daemon = await startDaemon(clone, ['--config', config]);
     cleanups.push(() => daemon.stop());
@@ -136,7 +141,6 @@ describe('an S3 bucket as the dataset content store', () => {
     const got = await execa('datalad', ['get', 'shout', 'raw'], { cwd: fresh, env: S3ENV, reject: false, all: true });
     expect(got.exitCode, got.all).toBe(0);
     for (let i = 0; i < 6; i++) expect((await git(fresh, 'show', `HEAD:shout/s${i}/upper.txt`).catch(() => undefined))?.stdout ?? '').toMatch(/^\.\.\/\.\.\/\.git\/annex\/objects\//);
-    const { readFileSync } = await import('node:fs');
     for (let i = 0; i < 6; i++) expect(readFileSync(path.join(fresh, `shout/s${i}/upper.txt`), 'utf8')).toBe(`SUBJECT ${i}\n`);
     // The safe-linking rule's count: the bucket is a place to get the content from; a copy only in a
     // repository that is not a remote of the daemon's clone (a worker's, a laptop's) is not.
@@ -202,4 +206,25 @@ describe('an S3 bucket as the dataset content store', () => {
     const unknown = await user.minipachWith(S3_CREDENTIALS, 'storage', 'check', '--name', 'nope');
     expect(unknown.stderr).toMatch(/no S3 special remote named "nope".*minipach storage init/);
   }, 60_000);
+
+  it('an object uploaded to MinIO lands in the same bucket as annexed content, and the daemon keeps no copy', async () => {
+    const content = 'newmtl tile\nKd 0.8 0.8 0.8\n';
+    await s3.client.putObject('vd-main', 'Tile_+002_+002.mtl', Buffer.from(content));
+    const r = await fetch(`${daemon.url}/hooks/minio`, { method: 'POST', body: new Uint8Array(readFileSync(path.join(FIXTURES, 'minio/put.json'))), headers: { 'content-type': 'application/json', authorization: 'Bearer tok-123' } });
+    expect(r.status).toBe(202);
+    let uploaded: Record<string, string> = {};
+    for (const end = Date.now() + 60_000; !Object.keys(uploaded).length && Date.now() < end; await new Promise((res) => setTimeout(res, 300))) {
+      uploaded = await treeKeys(origin, branch, 'uploads').catch(() => ({}));
+    }
+    const key = uploaded['uploads/Tile_+002_+002.mtl']!;
+    expect(key).toMatch(/^MD5E-s\d+--/);
+    expect(await inBucket(s3.client, BUCKET, key)).toBe(true);
+    expect(objectsIn(path.join(clone, '.git/annex/objects'), [key])).toEqual([]);
+    // A clone finds it in the bucket: the daemon pushed the git-annex branch that says so.
+    const fresh = path.join(root, 'fresh');
+    await git(fresh, 'fetch', '-q', 'origin');
+    await git(fresh, 'merge', '-q', '--ff-only', `origin/${branch}`);
+    await git(fresh, 'annex', 'get', '-q', 'uploads');
+    expect(readFileSync(path.join(fresh, 'uploads/Tile_+002_+002.mtl'), 'utf8')).toBe(content);
+  }, 90_000);
 });

@@ -31,16 +31,26 @@ describe('the deployment description', () => {
     const env = compose.services['daemon']!.environment!;
     const raw = parse(readFileSync(file, 'utf8'));
     const config = parseConfig(file, raw, { REDIS_URL: 'redis://redis:6379', MINIPACH_WORKERS: env['MINIPACH_WORKERS']!, MINIPACH_API_TOKEN: 'a-token-of-16-chars-or-more' });
-    expect(config).toMatchObject({ redisUrl: 'redis://redis:6379', workers: 0, datasets: [{ name: 'study', remote: 'origin' }], http: { host: '0.0.0.0', token: 'a-token-of-16-chars-or-more' } });
+    expect(config).toMatchObject({ redisUrl: 'redis://redis:6379', workers: 0, datasets: [{ name: 'study', remote: 'origin', storage: { remote: 's3' } }], http: { host: '0.0.0.0', token: 'a-token-of-16-chars-or-more' } });
     expect(() => checkExposure(config)).not.toThrow();
     // Without the token the same configuration is refused: it listens beyond loopback.
     expect(() => checkExposure(parseConfig(file, raw, {}))).toThrow(/beyond loopback, without an API token/);
   });
 
+  it('keeps content in MinIO: workers share no volume with the daemon and have the bucket\'s credentials', () => {
+    const merged = parse(readFileSync(`${root}compose.yaml`, 'utf8'), { merge: true }) as typeof compose;
+    const daemonVolumes = new Set(merged.services['daemon']!.volumes!.map((v) => v.split(':')[0]));
+    for (const v of merged.services['worker']!.volumes ?? []) expect(daemonVolumes.has(v.split(':')[0]), v).toBe(false);
+    for (const name of ['daemon', 'worker']) {
+      expect(merged.services[name]!.environment!['AWS_SECRET_ACCESS_KEY']).toMatch(/^\$\{MINIO_ROOT_PASSWORD:\?/);
+      expect(merged.services[name]!.environment!['GIT_CONFIG_KEY_0']).toBe('credential.helper');
+    }
+  });
+
   it('has no default secrets: each one must come from the environment', () => {
     const text = readFileSync(`${root}compose.yaml`, 'utf8') + readFileSync(`${root}deploy/minipach.yml`, 'utf8');
     expect(text).not.toMatch(/change-me|minipach-secret/);
-    for (const v of ['MINIPACH_GITEA_SECRET', 'MINIPACH_MINIO_TOKEN', 'MINIPACH_API_TOKEN', 'MINIO_ROOT_PASSWORD']) expect(text).toMatch(new RegExp(`\\$\\{${v}:\\?`));
+    for (const v of ['MINIPACH_GITEA_SECRET', 'MINIPACH_MINIO_TOKEN', 'MINIPACH_API_TOKEN', 'MINIO_ROOT_PASSWORD', 'MINIPACH_GITEA_TOKEN']) expect(text).toMatch(new RegExp(`\\$\\{${v}:\\?`));
     const merged = parse(readFileSync(`${root}compose.yaml`, 'utf8'), { merge: true }) as typeof compose;
     expect(merged.services['daemon']!.environment!['MINIPACH_API_TOKEN']).toMatch(/^\$\{MINIPACH_API_TOKEN:\?/);
   });
