@@ -26,6 +26,7 @@ COPY bin ./bin
 COPY --from=build /src/dist ./dist
 COPY specs ./specs
 COPY hooks ./hooks
+COPY web ./web
 RUN ln -s /opt/minipach/bin/minipach.js /usr/local/bin/minipach \
  && git config --system user.name minipach && git config --system user.email minipach@localhost \
  && git config --system --add safe.directory '*'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages minipach needs (git, git-annex, datalad, redis-server) and the demo's container
 # runtime (podman, runc, busybox-static to build its image from: no registry needed) when they are missing;
-# with --tests, also the private Slurm cluster the suite runs against (slurm-wlm, munge).
+# with --tests, also the private Slurm cluster the suite runs against (slurm-wlm, munge) and the browser the
+# dashboard's tests drive (Debian's chromium, through playwright-core: no browser download).
 # Idempotent; runs as root (or through sudo). Used by `npm test` (with --tests) and `npm run demo`.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ "${1:-}" = "--tests" ]; then
   command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || need+=(munge)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -227,6 +227,11 @@ export class GitRepo {
       });
   }
 
+  /** Commit -> its committer time (Unix seconds), for the commits that exist (one git process). */
+  async commitTimes(commits: readonly string[]): Promise<Map<string, number>> {
+    const out = commits.length ? (await this.gitUnchecked(['log', '--no-walk=unsorted', '--stdin', '--format=%H %ct'], { input: commits.join('\n') + '\n' })).stdout : '';
+    return new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf(' ')), Number(l.slice(l.indexOf(' ') + 1))] as const));
+  }
   /** The last commit (from `commit` back) that changed each of `paths`, in one history walk per 200 paths. */
   async lastChanges(commit: string, paths: readonly string[]): Promise<Map<string, string>> {
     const found = new Map<string, string>();

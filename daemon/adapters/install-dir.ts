@@ -2,7 +2,7 @@
  * Where minipach is installed: the directory holding its package.json, found from this module's place,
  * whether it runs from the sources (development, tests) or compiled from dist/ (the `minipach` bin).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,3 +17,6 @@ export const INSTALL_DIR = findInstallDir(path.dirname(fileURLToPath(import.meta
 
 /** A file shipped with minipach (package.json, hooks/...), by its path in the package. */
 export const installedFile = (rel: string): string => path.join(INSTALL_DIR, rel);
+
+/** minipach's version, from its package.json. */
+export const VERSION = (JSON.parse(readFileSync(installedFile('package.json'), 'utf8')) as { version: string }).version;

@@ -5,9 +5,8 @@
  * Commands that need the daemon, the worker, Redis or the watcher import those modules when they run:
  * loading them up front made every `plan` and `schedule` half a second slower.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { installedFile } from '../adapters/install-dir.js';
+import { VERSION } from '../adapters/install-dir.js';
 import { MinipachError, SpecError, UsageError } from '../core/errors.js';
 import * as cancel from './commands/cancel.js';
 import * as containers from './commands/containers.js';
@@ -19,6 +18,7 @@ import * as jobs from './commands/jobs.js';
 import * as logs from './commands/logs.js';
 import * as plan from './commands/plan.js';
 import * as reindex from './commands/reindex.js';
+import * as report from './commands/report.js';
 import * as retry from './commands/retry.js';
 import * as schedule from './commands/schedule.js';
 import * as share from './commands/share.js';
@@ -29,11 +29,10 @@ import * as up from './commands/up.js';
 import * as watch from './commands/watch.js';
 import * as worker from './commands/worker.js';
 
-/** minipach's version, from its package.json. */
-export const VERSION = (JSON.parse(readFileSync(installedFile('package.json'), 'utf8')) as { version: string }).version;
+export { VERSION };
 
 /** In the order `minipach --help` lists them. */
-const COMMANDS = [plan, explain, cost, reindex, share, containers, storage, schedule, up, worker, hooks, watch, status, jobs, logs, retry, cancel, datums, slurmTask];
+const COMMANDS = [plan, explain, cost, report, reindex, share, containers, storage, schedule, up, worker, hooks, watch, status, jobs, logs, retry, cancel, datums, slurmTask];
 
 export function buildProgram(): Command {
   const program = new Command('minipach')

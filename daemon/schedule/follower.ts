@@ -31,6 +31,7 @@ export interface RunInfo {
 export interface FollowerHooks {
   /** A new run id, unique in the daemon. */
   readonly nextRunId: () => number;
+  readonly onRunStart?: (run: RunInfo) => void;
   readonly onRunEnd?: (run: RunInfo) => void;
   readonly log?: (msg: string) => void;
 }
@@ -113,6 +114,7 @@ export class Follower {
       this.next = undefined;
       run.state = 'running';
       run.startedAt = new Date().toISOString();
+      this.hooks.onRunStart?.(run);
       this.runner.onEnqueued = () => (run.enqueued = true);
       try {
         run.report = await schedule(this.ds, {

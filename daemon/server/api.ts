@@ -2,6 +2,8 @@
  * What the HTTP server may ask of the daemon: the narrow interface its routes are written against (the
  * daemon implements it; the server never sees the daemon itself, its queue or its followers).
  */
+import type { DatasetOverview } from '../core/overview.js';
+import type { Explanation } from '../core/provenance.js';
 import type { DatumJobState, JobSummary } from '../queue/datum-queue.js';
 import type { RunInfo } from '../schedule/follower.js';
 
@@ -42,4 +44,12 @@ export interface DaemonApi {
   log(target: DatasetSelector, datum: string): Promise<{ datum: string; source: string; log: string }>;
   /** Failed datums (one, or all) start over, and a schedule is asked for. */
   retry(target: DatasetSelector, which: { datum?: string; failed?: boolean }): Promise<{ retried: string[]; run: RunInfo }>;
+  /** What the dashboard draws, for each served branch the selector matches (all: an empty selector). */
+  overview(target: DatasetSelector): Promise<DatasetOverview[]>;
+  /** How a file of a served branch was made (results/explain.ts), down to raw data. */
+  explain(target: DatasetSelector, path: string): Promise<Explanation>;
+  /** The output files of a served branch's pipelines at its head (at most `limit`). */
+  outputs(target: DatasetSelector, limit: number): Promise<string[]>;
+  /** Calls `listener` when something the dashboard shows may have changed (a job or a run moved); returns the unsubscribe. */
+  subscribe(listener: (change: { dataset?: string; what: string }) => void): () => void;
 }

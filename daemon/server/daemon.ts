@@ -11,6 +11,15 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { openDataset, type Dataset } from '../adapters/dataset.js';
 import { loadCredentialsFile, storageOf } from '../adapters/storage.js';
+import { BOOKKEEPING_DIR } from '../core/identity.js';
+import { triggerOf, type DatasetOverview, type RunSummary } from '../core/overview.js';
+import type { Explanation } from '../core/provenance.js';
+import { SPEC_FILE } from '../core/spec.js';
+import { normalizeDatasetPath } from '../core/tree.js';
+import { PathEscapeError } from '../core/errors.js';
+import { explain } from '../results/explain.js';
+import { datasetOverview } from '../schedule/overview.js';
+import { planAtHead } from '../schedule/plan-at-head.js';
 import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from '../adapters/redis.js';
 import { datumLabel, parseDatumLabel } from '../core/datum-label.js';
 import { readDatumLog } from '../exec/logs.js';
@@ -43,6 +52,9 @@ export class Daemon implements DaemonApi {
   private runIds = 0;
   /** Finish times of computed datums, for throughput. */
   private readonly completions: number[] = [];
+  private readonly listeners = new Set<(change: { dataset?: string; what: string }) => void>();
+  /** Overviews being built or just built, per dataset and branch: a page and its live updates ask often. */
+  private readonly overviews = new Map<string, { at: number; value: Promise<DatasetOverview> }>();
   url = '';
 
   private constructor(
@@ -88,7 +100,17 @@ export class Daemon implements DaemonApi {
       const dc = this.config.datasets.find((c) => c.name === name)!;
       const runner = new QueueRunner(this.queue, ds, { dataset: name, origin, executor: dc.executor, pipelineExecutors: dc.pipelineExecutors }, this.abort.signal);
       runner.onWarning = (m) => this.logger.warn(`${name}: ${m}`);
-      this.followers.push(new Follower(name, ds, runner, { nextRunId: () => ++this.runIds, log: (m) => this.logger.warn(m), onRunEnd: (run) => this.runEnded(run) }));
+      this.followers.push(
+        new Follower(name, ds, runner, {
+          nextRunId: () => ++this.runIds,
+          log: (m) => this.logger.warn(m),
+          onRunStart: () => this.changed(name, 'run started'),
+          onRunEnd: (run) => {
+            this.runEnded(run);
+            this.changed(name, 'run ended');
+          },
+        }),
+      );
       targets.push({ dataset: name, dir: ds.dir, gitDir: ds.gitDir, origin, repository: dc.repository, minio: dc.minio });
     }
     for (let i = 0; i < this.config.workers; i++) {
@@ -105,6 +127,7 @@ export class Daemon implements DaemonApi {
       });
       this.workers.push(w);
     }
+    for (const what of ['active', 'completed', 'failed', 'waiting'] as const) this.queue.events.on(what, () => this.changed(undefined, `job ${what}`));
     const spoolDir = path.join(stateDir, 'spool');
     const intake = new EventIntake({ targets, spoolDir, sightings: this.sightings, secrets: this.config.secrets, warn: (msg, fields) => this.logger.warn(fields, msg) });
     this.server = await createServer({ api: this, token: this.config.http.token, intake, dashboard: queueDashboard(this.queue, '/queues') }, this.config.http.host, this.config.http.port);
@@ -184,7 +207,51 @@ export class Daemon implements DaemonApi {
     return { retried: retried.map((j) => datumLabel(j.pipeline, j.datumName)), run: f.request('minipach retry') };
   }
 
+  async overview(target: DatasetSelector): Promise<DatasetOverview[]> {
+    const followers = this.followers.filter((x) => (target.dataset === undefined || x.name === target.dataset) && (target.branch === undefined || x.ds.branch === target.branch));
+    if (!followers.length) this.follower(target);
+    return Promise.all(
+      followers.map((f) => {
+        const id = `${f.name}\0${f.ds.branch}`;
+        const cached = this.overviews.get(id);
+        if (cached && Date.now() - cached.at < OVERVIEW_FRESH_MS) return cached.value;
+        const value = (async () => {
+          const jobs = (await this.queue.summaries()).filter((j) => j.dataset === f.name).map((j) => ({ key: j.key, state: j.state, attempts: j.attempts, ranOn: j.ranOn }));
+          const runs = [...f.history.slice(-20), ...[f.current].filter((r) => r !== undefined)].reverse().map(runSummary);
+          return datasetOverview(f.ds, f.name, { jobs, runs });
+        })();
+        this.overviews.set(id, { at: Date.now(), value });
+        value.catch(() => this.overviews.delete(id));
+        return value;
+      }),
+    );
+  }
+
+  async explain(target: DatasetSelector, file: string): Promise<Explanation> {
+    const f = this.follower(target);
+    return explain(f.ds, datasetFilePath(file), f.ds.ref);
+  }
+
+  async outputs(target: DatasetSelector, limit: number): Promise<string[]> {
+    const f = this.follower(target);
+    const { plan } = await planAtHead(f.ds);
+    const dirs = plan.pipelines.map((p) => p.name);
+    const entries = dirs.length ? await f.ds.repo.lsTree(f.ds.ref, dirs) : [];
+    return entries.map((e) => e.path).filter((p) => !p.endsWith(`/${SPEC_FILE}`) && !p.split('/').includes(BOOKKEEPING_DIR)).slice(0, limit);
+  }
+
+  subscribe(listener: (change: { dataset?: string; what: string }) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   // ---- the rest ---------------------------------------------------------------------------------
+
+  /** Something the dashboard shows may have changed: cached overviews are stale, subscribers hear of it. */
+  private changed(dataset: string | undefined, what: string): void {
+    this.overviews.clear();
+    for (const l of this.listeners) l({ dataset, what });
+  }
 
   private follower(sel: DatasetSelector): Follower {
     const f = this.followers.find(
@@ -244,6 +311,20 @@ async function openServed(config: DaemonConfig): Promise<{ name: string; ds: Dat
   return served;
 }
 
+/** How long an overview stays fresh without a change heard of (jobs and runs tell; this covers the rest). */
+const OVERVIEW_FRESH_MS = 2000;
+
+function runSummary(r: RunInfo): RunSummary {
+  return { id: r.id, trigger: triggerOf(r.reason), reason: r.reason, state: r.state, requestedAt: r.requestedAt, ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}), ...(r.report ? { counts: r.report.counts } : {}), ...(r.error ? { error: r.error } : {}) };
+}
+
+/** A dataset path from a request: relative, without `..`. */
+function datasetFilePath(p: string): string {
+  const n = normalizeDatasetPath(p);
+  if (!n) throw new PathEscapeError(p, 'explain');
+  return n;
+}
+
 function followerStatus(f: Follower): Record<string, unknown> {
   const last = [...f.history].reverse().find((r) => r.report);
   return {
@@ -255,7 +336,15 @@ function followerStatus(f: Follower): Record<string, unknown> {
     recent_runs: [...f.history.slice(-20), ...[f.current].filter((r) => r !== undefined)].map((r) => ({ id: r.id, reason: r.reason, state: r.state })),
     progress: f.current?.progress,
     last_run: last && { id: last.id, finished_at: last.finishedAt, head: last.report!.head, seconds: last.report!.seconds, counts: last.report!.counts },
-    pipelines: last?.report?.pipelines.map((p) => ({ name: p.name, status: p.status, error: p.error, datums: p.datums.length, failed: p.datums.filter((x) => x.status === 'failed').length })),
+    // failed: every datum without a result (blocked ones too); blocked: those waiting on a failure upstream.
+    pipelines: last?.report?.pipelines.map((p) => ({
+      name: p.name,
+      status: p.status,
+      error: p.error,
+      datums: p.datums.length,
+      failed: p.datums.filter((x) => x.status === 'failed').length,
+      blocked: p.datums.filter((x) => x.action === 'blocked').length,
+    })),
   };
 }
 

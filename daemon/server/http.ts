@@ -1,6 +1,7 @@
 /**
  * The daemon's HTTP server: `/healthz`, `/metrics` (Prometheus), the JSON API the CLI talks to
- * (`/api/...`), the event sources (`/hooks/...`), and bull-board's queue view at `/queues`. Routes only
+ * (`/api/...`), the event sources (`/hooks/...`), the dashboard at `/` (ui-routes.ts), and bull-board's
+ * queue view at `/queues`. Routes only
  * translate between HTTP and the DaemonApi / EventIntake calls.
  */
 import type { Server } from 'node:http';
@@ -8,7 +9,8 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import { PathEscapeError, UsageError } from '../core/errors.js';
 import { isJobState, JOB_STATES } from '../queue/datum-queue.js';
 import type { EventIntake, IntakeAnswer } from '../sources/intake.js';
-import { credentialOf, safeEqual, WebhookError } from '../sources/webhooks.js';
+import { WebhookError } from '../sources/webhooks.js';
+import { authorised, uiRoutes } from './ui-routes.js';
 import { HttpError, type DaemonApi, type DatasetSelector } from './api.js';
 
 export interface ServerParts {
@@ -28,6 +30,7 @@ export async function createServer(parts: ServerParts, host: string, port: numbe
   app.use('/queues', parts.dashboard);
   serviceRoutes(app, parts.api);
   apiRoutes(app, parts.api);
+  uiRoutes(app, parts.api, parts.token);
   hookRoutes(app, parts.intake);
   app.use(errorHandler);
   return new Promise((resolve, reject) => {
@@ -60,12 +63,12 @@ const selector = (q: Record<string, unknown>): DatasetSelector => ({
 function requireToken(token: string | undefined): RequestHandler {
   return (req, res, next) => {
     if (!token) return next();
-    const given = credentialOf(req.headers.authorization);
-    if (given === undefined) {
+    const ok = authorised(req, token);
+    if (ok === undefined) {
       res.set('WWW-Authenticate', 'Basic realm="minipach", charset="UTF-8"');
       return void res.status(401).json({ error: 'this daemon needs its API token: send "Authorization: Bearer <token>" (the CLI reads it from the daemon registration or MINIPACH_TOKEN)' });
     }
-    if (!safeEqual(given, token)) return void res.status(403).json({ error: 'wrong API token' });
+    if (!ok) return void res.status(403).json({ error: 'wrong API token' });
     next();
   };
 }

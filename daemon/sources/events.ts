@@ -23,7 +23,8 @@ export interface ObjectsEvent {
   readonly changes: readonly PathChange[];
 }
 
-export type DaemonEvent = (GitEvent & { readonly dataset?: string }) | ObjectsEvent;
+/** `via`: the webhook that brought a git event (its runs' trigger); none: a git hook or `POST /hooks/git`. */
+export type DaemonEvent = (GitEvent & { readonly dataset?: string; readonly via?: string }) | ObjectsEvent;
 
 interface Spool {
   readonly dir: string;
@@ -114,7 +115,7 @@ export class EventProcessor {
       if (annexChanged) await this.queue.retryFailed(f.name, { matches: lackedContent });
       if (!mine.length && !annexChanged) continue;
       const what = mine.map((u) => `${u.ref.replace('refs/heads/', '')} ${u.before?.slice(0, 8) ?? '?'}..${u.after.slice(0, 8) || 'head'}`).join(', ');
-      runs.push([f, f.request(`push ${what || '(content)'}`)]);
+      runs.push([f, f.request(`${body.via ? `webhook ${body.via} ` : ''}push ${what || '(content)'}`)]);
     }
     if (!runs.length) this.log.info({ repo: body.repo, refs: body.updates.map((u) => u.ref) }, 'event names no followed branch; ignored');
     await Promise.all(runs.map(([f, r]) => f.whenServed(r)));

@@ -101,7 +101,7 @@ export class EventIntake {
     if (!(await this.o.sightings.first(identity))) return { status: 202, body: { stored: false, duplicate: true } };
     try {
       for (const dataset of datasets) {
-        await writeSpool(this.o.spoolDir, { kind: 'git', repo: ev.repository.full_name, dataset, updates: [ev.update], source: ev.kind, delivery: headers['x-gitea-delivery'] });
+        await writeSpool(this.o.spoolDir, { kind: 'git', repo: ev.repository.full_name, dataset, updates: [ev.update], source: ev.kind, via: 'gitea', delivery: headers['x-gitea-delivery'] });
       }
     } catch (e) {
       // Not stored: a redelivery must not be mistaken for a duplicate.

@@ -38,7 +38,7 @@ describe('layout', () => {
   it('the daemon folders are the concepts, with no loose files beside them', () => {
     const entries = readdirSync(ROOT, { withFileTypes: true });
     expect(entries.filter((e) => !e.isDirectory()).map((e) => e.name)).toEqual([]);
-    expect(entries.map((e) => e.name).sort()).toEqual(['adapters', 'cli', 'core', 'exec', 'queue', 'results', 'schedule', 'server', 'sources']);
+    expect(entries.map((e) => e.name).sort()).toEqual(['adapters', 'cli', 'core', 'exec', 'queue', 'results', 'schedule', 'server', 'sources', 'ui']);
   });
 
   it('no file is over 400 lines', () => {
