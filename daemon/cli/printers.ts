@@ -16,7 +16,7 @@ export const short = (k: string) => (k ? k.slice(0, 12) : '-'.repeat(12));
  * The plan as one line of JSON, in pieces: a plan of 10^5 datums is tens of megabytes, written out as it is
  * made rather than built whole first. `extra` fields follow the plan's.
  */
-export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {}): Generator<string> {
+export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {}, { close = true } = {}): Generator<string> {
   yield `{"commit":${JSON.stringify(plan.commit)},"pipelines":[`;
   for (const [i, p] of plan.pipelines.entries()) {
     const head = JSON.stringify({
@@ -44,8 +44,13 @@ export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {})
     yield `${chunk.join('')}]}`;
   }
   yield ']';
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) yield `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
-  yield '}\n';
+  yield* jsonFields(extra);
+  if (close) yield '}\n';
+}
+
+/** `,"key":value` for each defined field: the rest of an object whose first fields are already out. */
+export function* jsonFields(fields: Record<string, unknown>): Generator<string> {
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) yield `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
 }
 
 const q = (s: string) => JSON.stringify(s);

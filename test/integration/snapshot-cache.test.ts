@@ -14,8 +14,11 @@ describe('the snapshot cache', () => {
   let ds: TestDataset;
   const cacheDir = () => path.join(ds.dir, '.git/minipach/snapshots');
   const cached = () => readdirSync(cacheDir()).filter((f) => f.endsWith('.snapshot'));
-  /** `plan --json`, with what it says about how it read the commit. */
-  const plan = async () => {
+  const memoDir = () => path.join(ds.dir, '.git/minipach/plan-memo');
+  /** `plan --json`, with what it says about how it read the commit; `memo`: the kept plan may answer. */
+  const plan = async ({ memo = false } = {}) => {
+    // These tests are about planning: without the kept plan, every call plans.
+    if (!memo) rmSync(memoDir(), { recursive: true, force: true });
     const r = await ds.minipach('plan', '--json');
     expect(r.exitCode, r.stderr).toBe(0);
     const { forecast: _f, planning, ...rest } = JSON.parse(r.stdout) as { forecast: unknown; planning: { snapshot: string; hashed: number }; pipelines: { datums: { name: string; action: string }[] }[] };
@@ -65,6 +68,28 @@ describe('the snapshot cache', () => {
     writeFileSync(file, good.slice(0, good.length / 2));
     expect((await plan()).plan).toEqual(before.plan);
     expect(readFileSync(file, 'utf8')).toBe(good);
+  });
+
+  it('a plan asked again with nothing changed is the kept one, read back; any change, or damage, plans again', async () => {
+    const cold = await plan();
+    const again = await plan({ memo: true });
+    expect(again.planning.snapshot).toBe('memo');
+    expect(again.plan).toEqual(cold.plan);
+    // The exact bytes, but for how it was planned.
+    const raw = async () => (await ds.minipach('plan', '--json')).stdout.replace(/,"planning":\{[^}]*\}\}\n$/, '');
+    expect(await raw()).toBe(await raw());
+    // Damaged: found out by its hash, dropped, planned again.
+    const body = path.join(memoDir(), `${(await ds.git('branch', '--show-current')).trim()}.json`);
+    writeFileSync(body, readFileSync(body, 'utf8').replace('"skip"', '"link"'));
+    const damaged = await plan({ memo: true });
+    expect(damaged.planning.snapshot).not.toBe('memo');
+    expect(damaged.plan).toEqual(cold.plan);
+    expect((await plan({ memo: true })).planning.snapshot).toBe('memo');
+    // Another option, or a failure recorded, is another plan.
+    expect(JSON.parse((await ds.minipach('plan', '--json', '--cpu-hour-cost', '2')).stdout).planning.snapshot).not.toBe('memo');
+    writeFileSync(path.join(ds.dir, '.git/minipach/failures.json'), '{}');
+    expect((await plan({ memo: true })).planning.snapshot).not.toBe('memo');
+    expect((await plan({ memo: true })).planning.snapshot).toBe('memo');
   });
 
   it('a one-file change is read as a diff from the cached commit and re-plans that datum only, as a cold plan would', async () => {

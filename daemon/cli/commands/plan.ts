@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { openDataset, type Dataset } from '../../adapters/dataset.js';
 import { cpuHourCost, cpuHourCostOption } from '../options.js';
-import { out, planJsonPieces, printForecast, printPlan, writeOut } from '../printers.js';
+import type { Plan } from '../../core/plan.js';
+import { jsonFields, out, planJsonPieces, printForecast, printPlan, writeOut } from '../printers.js';
 
 export function register(program: Command): void {
   program
@@ -13,20 +14,49 @@ export function register(program: Command): void {
     .option('--no-fetch', "do not fetch the remotes' shared results first")
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
-      const { forecastPlan } = await import('../../core/cost.js');
       const { fetchAllSharedResults } = await import('../../results/shared-ref.js');
-      const { planAtHead } = await import('../../schedule/plan-at-head.js');
       const ds = await openDataset(dir, o.branch);
       const warnings = o.fetch ? await fetchAllSharedResults(ds) : [];
-      const { plan, index, planning } = await planAtHead(ds);
-      const forecast = forecastPlan(plan, index, await cpuHourCost(ds, o.cpuHourCost));
-      // One line: a plan of 100k datums is tens of megabytes, for programs (and jq) to read.
-      if (o.json) await writeOut(planJsonPieces(plan, { forecast, warnings, planning }));
-      else {
-        printPlan(plan);
-        printForecast(forecast);
-        for (const w of warnings) out(`warning: ${w}`);
-      }
-      process.exitCode = plan.pipelines.some((p) => p.status === 'invalid') ? 2 : 0;
+      const price = await cpuHourCost(ds, o.cpuHourCost);
+      if (o.json) return planJson(ds, price, warnings);
+      const [{ forecastPlan }, { planAtHead }] = await Promise.all([import('../../core/cost.js'), import('../../schedule/plan-at-head.js')]);
+      const { plan, index } = await planAtHead(ds);
+      printPlan(plan);
+      printForecast(forecastPlan(plan, index, price));
+      for (const w of warnings) out(`warning: ${w}`);
+      process.exitCode = exitCodeOf(plan);
     });
+}
+
+const exitCodeOf = (plan: Plan) => (plan.pipelines.some((p) => p.status === 'invalid') ? 2 : 0);
+
+/**
+ * `plan --json`, on one line (a plan of 100k datums is tens of megabytes, for programs and jq). Kept as it
+ * is written out (adapters/plan-memo.ts): asked again with nothing changed, it is read back, not planned.
+ */
+async function planJson(ds: Dataset, price: number | undefined, warnings: readonly string[]): Promise<void> {
+  const { PlanMemo } = await import('../../adapters/plan-memo.js');
+  const memo = new PlanMemo(ds);
+  const key = await memo.key({ cpuHourCost: price });
+  const replayed = await memo.replay(key, process.stdout);
+  if (replayed) {
+    await writeOut([...jsonFields({ warnings, planning: { snapshot: 'memo', hashed: 0 } }), '}\n']);
+    process.exitCode = Number(replayed.meta['exitCode'] ?? 0);
+    return;
+  }
+  const [{ forecastPlan }, { planAtHead }] = await Promise.all([import('../../core/cost.js'), import('../../schedule/plan-at-head.js')]);
+  const { plan, index, planning } = await planAtHead(ds);
+  const recorder = await memo.recorder(key);
+  try {
+    for (const piece of planJsonPieces(plan, { forecast: forecastPlan(plan, index, price) }, { close: false })) {
+      await recorder.write(piece);
+      await writeOut([piece]);
+    }
+    await writeOut([...jsonFields({ warnings, planning }), '}\n']);
+    await recorder.commit({ exitCode: exitCodeOf(plan) });
+  } catch (e) {
+    await recorder.abandon();
+    throw e;
+  }
+  process.exitCode = exitCodeOf(plan);
 }
