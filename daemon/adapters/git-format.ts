@@ -73,6 +73,48 @@ export function parseCatFileBatch(out: Buffer): Map<string, Buffer> {
   return res;
 }
 
+/**
+ * The same output as text per object (annex link targets and pointers are short UTF-8): decoded straight
+ * from the buffer, without a Buffer view or a split header per object.
+ */
+export function parseCatFileTexts(out: Buffer): Map<string, string> {
+  const res = new Map<string, string>();
+  for (let pos = 0; pos < out.length; ) {
+    const nl = out.indexOf(0x0a, pos);
+    if (nl < 0) break;
+    const sp1 = out.indexOf(0x20, pos);
+    const sp2 = sp1 < 0 ? -1 : out.indexOf(0x20, sp1 + 1);
+    // `<oid> missing`: one space in the header.
+    if (sp2 < 0 || sp2 > nl) {
+      pos = nl + 1;
+      continue;
+    }
+    const size = Number(out.toString('latin1', sp2 + 1, nl));
+    res.set(out.toString('latin1', pos, sp1), out.toString('utf8', nl + 1, nl + 1 + size));
+    pos = nl + 1 + size + 1;
+  }
+  return res;
+}
+
+/** How a push ended: `rejected` means someone else's commit got there first (fetch, re-plan, try again). */
+export type PushOutcome = { readonly status: 'ok' } | { readonly status: 'rejected' | 'failed'; readonly message: string };
+
+/** How a fetch ended. */
+export interface FetchOutcome {
+  readonly ok: boolean;
+  readonly timedOut: boolean;
+  /** The last lines of git's stderr, when it failed. */
+  readonly message: string;
+}
+
+export interface FetchOptions {
+  /** Give up after this long (a remote that hangs must not hang a plan). */
+  readonly timeoutMs?: number;
+  /** Never prompt for credentials or host keys (no terminal is there to answer). */
+  readonly noPrompt?: boolean;
+  readonly noTags?: boolean;
+}
+
 export interface IndexChange {
   readonly path: string;
   /** Absent: remove the path. */

@@ -9,28 +9,9 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { BranchMovedError, MinipachError } from '../core/errors.js';
 import { ZERO_OID } from '../core/tree.js';
-import { fastImportStream, parseBatchCheck, parseCatFileBatch, parseDiffTree, parseLsTree, type CommitSpec, type FileChange, type IndexChange, type LsTreeEntry } from './git-format.js';
+import { fastImportStream, parseBatchCheck, parseCatFileBatch, parseCatFileTexts, parseDiffTree, parseLsTree, type CommitSpec, type FetchOptions, type FetchOutcome, type FileChange, type IndexChange, type LsTreeEntry, type PushOutcome } from './git-format.js';
 
-export { fastImportPath, fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type FileChange, type IndexChange, type LsTreeEntry, type TreeChange } from './git-format.js';
-
-/** How a push ended: `rejected` means someone else's commit got there first (fetch, re-plan, try again). */
-export type PushOutcome = { readonly status: 'ok' } | { readonly status: 'rejected' | 'failed'; readonly message: string };
-
-/** How a fetch ended. */
-export interface FetchOutcome {
-  readonly ok: boolean;
-  readonly timedOut: boolean;
-  /** The last lines of git's stderr, when it failed. */
-  readonly message: string;
-}
-
-export interface FetchOptions {
-  /** Give up after this long (a remote that hangs must not hang a plan). */
-  readonly timeoutMs?: number;
-  /** Never prompt for credentials or host keys (no terminal is there to answer). */
-  readonly noPrompt?: boolean;
-  readonly noTags?: boolean;
-}
+export { fastImportPath, fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type FetchOptions, type FetchOutcome, type FileChange, type IndexChange, type LsTreeEntry, type PushOutcome, type TreeChange } from './git-format.js';
 
 const lastLines = (s: string, n: number) => s.trim().split('\n').slice(-n).join(' ');
 
@@ -120,10 +101,20 @@ export class GitRepo {
   fileAt = (treeish: string, file: string): Promise<Buffer | undefined> => runBuffer(['git', 'cat-file', 'blob', `${treeish}:${file}`], { cwd: this.dir, env: this.env() }).catch(() => undefined);
 
   async readBlobs(oids: readonly string[]): Promise<Map<string, Buffer>> {
-    if (!oids.length) return new Map();
-    // --buffer: flushed when full, not after every object (10^5 small writes otherwise).
-    const out = await runBuffer(['git', 'cat-file', '--batch', '--buffer'], { cwd: this.dir, input: oids.join('\n') + '\n', env: this.env() });
-    return parseCatFileBatch(out);
+    return new Map((await this.catFileBatch(oids)).flatMap((out) => [...parseCatFileBatch(out)]));
+  }
+
+  /** Like readBlobs, as text: for 10^5 annex link targets, no Buffer per blob. */
+  async readBlobTexts(oids: readonly string[]): Promise<Map<string, string>> {
+    return new Map((await this.catFileBatch(oids)).flatMap((out) => [...parseCatFileTexts(out)]));
+  }
+
+  /** `cat-file --batch --buffer` (flushed when full, not per object); many blobs: two processes, one a core. */
+  private catFileBatch(oids: readonly string[]): Promise<Buffer[]> {
+    const parts = oids.length > 20_000 ? 2 : oids.length ? 1 : 0;
+    const size = Math.ceil(oids.length / parts);
+    const read = (i: number) => runBuffer(['git', 'cat-file', '--batch', '--buffer'], { cwd: this.dir, input: oids.slice(i * size, (i + 1) * size).join('\n') + '\n', env: this.env() });
+    return Promise.all(Array.from({ length: parts }, (_, i) => read(i)));
   }
 
   async resolve(rev: string): Promise<string | undefined> {

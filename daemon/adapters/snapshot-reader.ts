@@ -134,9 +134,9 @@ export class SnapshotReader {
       else this.annexKeys.set(e.oid, null);
     }
     if (!unknown.length) return;
-    const blobs = await repo.readBlobs([...new Set(unknown)]);
+    const blobs = await repo.readBlobTexts([...new Set(unknown)]);
     for (const oid of unknown) {
-      const text = blobs.get(oid)?.toString('utf8') ?? '';
+      const text = blobs.get(oid) ?? '';
       this.annexKeys.set(oid, annexKeyFromLinkTarget(text) ?? annexKeyFromPointer(text) ?? null);
     }
   }

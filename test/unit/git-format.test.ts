@@ -33,3 +33,15 @@ describe('git formats', () => {
     );
   });
 });
+
+describe('cat-file --batch as text', () => {
+  it('gives each object its text, skips missing ones, and agrees with the Buffer parser', async () => {
+    const { parseCatFileBatch, parseCatFileTexts } = await import('../../daemon/adapters/git-format.js');
+    const a = '1'.repeat(40);
+    const b = '2'.repeat(40);
+    const target = '../.git/annex/objects/é';
+    const out = Buffer.from(`${a} blob ${Buffer.byteLength(target)}\n${target}\n${'3'.repeat(40)} missing\n${b} blob 0\n\n`);
+    expect([...parseCatFileTexts(out)]).toEqual([[a, target], [b, '']]);
+    expect([...parseCatFileBatch(out)].map(([k, v]) => [k, v.toString('utf8')])).toEqual([...parseCatFileTexts(out)]);
+  });
+});
