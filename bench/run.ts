@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --planning | --slurm | --e2e [--no-loop] | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme]`: minipach beside Snakemake and a `datalad run`
+ * `npm run bench [-- --quick | --planning | --slurm | --e2e [--no-loop] | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme | --readme-only]`: minipach beside Snakemake and a `datalad run`
  * loop, on the same generated workloads, in one run. Prints one table; writes the same figures as JSON;
  * with --readme, regenerates the README's performance section from that JSON.
  */
@@ -372,6 +372,11 @@ async function main() {
     return;
   }
   await execa('bash', [path.join(ROOT, 'bench/setup.sh')], { stdio: 'inherit' });
+  if (args.includes('--readme-only')) {
+    // The README's section again from a results file (merged by hand from runs of single sections).
+    const file = args.includes('--out') ? outFile : path.join(ROOT, 'bench/results.json');
+    return updateReadme(JSON.parse(readFileSync(file, 'utf8')) as BenchResult, file);
+  }
   const root = mkdtempSync(path.join(os.tmpdir(), 'minipach-bench-'));
   const started = new Date();
   try {
