@@ -283,6 +283,8 @@ export class Daemon implements DaemonApi {
   async stop(graceMs = 30_000): Promise<void> {
     clearInterval(this.pollTimer);
     this.events?.stop();
+    // Open dashboards' event streams end now: the server's close waits for every connection to end.
+    for (const l of this.listeners) l({ what: 'daemon stopping' });
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
     this.server?.closeAllConnections();
     const stopping = this.followers.map((f) => f.stop());
@@ -304,7 +306,8 @@ async function openServed(config: DaemonConfig): Promise<{ name: string; ds: Dat
   for (const dc of config.datasets) {
     const open = (branch?: string) => openDataset(dc.path, branch, dc.remote, { storage: dc.storage?.remote });
     const first = await open(dc.branches?.[0]);
-    // The storage must be set up in the clone (a wrong name is reported now); the bucket may be away for now.
+    // The storage must be set up in the clone: a wrong name, or (the first time, when it is enabled here) a
+    // bucket that does not answer, is reported now. Once enabled, a bucket that is away only makes work wait.
     await storageOf(first);
     for (const branch of dc.branches ?? [first.branch]) served.push({ name: dc.name, ds: branch === first.branch ? first : await open(branch) });
   }

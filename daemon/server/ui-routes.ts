@@ -70,17 +70,20 @@ export function uiRoutes(app: Express, api: DaemonApi, token: string | undefined
     res.write('retry: 2000\n\n');
     // Changes come in bursts (a batch of jobs ends): at most one message per quarter second.
     let timer: NodeJS.Timeout | undefined;
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    const end = () => {
+      unsubscribe();
+      clearInterval(ping);
+      clearTimeout(timer);
+    };
     const unsubscribe = api.subscribe((change) => {
+      // The daemon stops: the stream ends (the page reconnects to the next daemon by itself).
+      if (change.what === 'daemon stopping') return void (end(), res.end());
       timer ??= setTimeout(() => {
         timer = undefined;
         res.write(`data: ${JSON.stringify(change)}\n\n`);
       }, 250);
     });
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-    req.on('close', () => {
-      unsubscribe();
-      clearInterval(ping);
-      clearTimeout(timer);
-    });
+    req.on('close', end);
   });
 }

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDataset } from '../helpers/dataset.js';
@@ -179,5 +180,18 @@ describe('the dashboard and the report', () => {
     expect(requests).toEqual([]);
     expect(errors).toEqual([]);
     await context.close();
+  }, 60_000);
+
+  it('a daemon with a dashboard open (its event stream) still stops promptly', async () => {
+    // An event stream held open as a browser holds it (curl: HTTP/1.1, keep-alive, reading until the end).
+    const stream = execa('curl', ['-sN', '-H', `Authorization: Bearer ${TOKEN}`, `${daemon.url}/api/events`], { reject: false, buffer: false });
+    await new Promise<void>((resolve) => stream.stdout!.once('data', () => resolve()));
+    const started = Date.now();
+    await daemon.stop();
+    // (execa kills with SIGKILL 5 s after SIGTERM: a daemon stuck on the open stream takes that long.)
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(daemon.proc.signalCode).toBeNull();
+    // The stream ended with the daemon.
+    expect((await stream).exitCode).toBe(0);
   }, 60_000);
 });
