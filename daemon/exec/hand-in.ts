@@ -8,8 +8,9 @@
  * `git push` (their refs) and one `git annex copy --batch-keys` (their content). A lone result goes at once;
  * a busy worker pays for a hand-in (a push costs the origin a receive-pack and its hooks) per handful of
  * datums, not per datum. With storage (a dataset whose content lives in an S3 bucket) the content goes to
- * the bucket instead, before the refs, and the worker keeps no copy. The price: a worker killed with results waiting or on their way loses those too
- * (at most half a second's worth; they run again), besides the datum it was running.
+ * the bucket instead, before the refs, and the worker keeps no copy. The price: a worker killed with
+ * results waiting or on their way loses those too (at most half a second's worth; they run again), besides
+ * the datum it was running.
  */
 import { Annex } from '../adapters/annex.js';
 import type { Dataset } from '../adapters/dataset.js';
