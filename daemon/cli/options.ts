@@ -6,10 +6,28 @@
 import path from 'node:path';
 import { Option } from 'commander';
 import { UsageError } from '../core/errors.js';
-import { openDataset, type Dataset } from '../adapters/dataset.js';
-import { findDaemon } from '../server/registration.js';
-import { DaemonClient } from './daemon-client.js';
+import type { Dataset } from '../adapters/dataset.js';
+import type { Registration } from '../server/registration.js';
+import type { DaemonClient } from './daemon-client.js';
 import { EXECUTORS } from '../exec/executors.js';
+
+// Commands load git, the daemon's registration and its client when they run, not when they are listed:
+// `minipach --help` (and every command's start) would otherwise pay for ~20 modules it does not use.
+
+/** openDataset (adapters/dataset.ts), loaded on first use. */
+export async function openDataset(...args: Parameters<typeof import('../adapters/dataset.js').openDataset>): Promise<Dataset> {
+  return (await import('../adapters/dataset.js')).openDataset(...args);
+}
+
+/** The daemon registered in a dataset (server/registration.ts), loaded on first use. */
+export async function findDaemon(ds: Dataset): Promise<Registration | undefined> {
+  return (await import('../server/registration.js')).findDaemon(ds);
+}
+
+/** A client of the daemon at `url` (daemon-client.ts), loaded on first use. */
+export async function daemonClient(url: string, token?: string): Promise<DaemonClient> {
+  return new (await import('./daemon-client.js')).DaemonClient(url, token);
+}
 
 export function parsePositive(v: string, flag: string): number {
   const n = Number(v);
@@ -66,7 +84,7 @@ export async function needDaemon(dir: string): Promise<{ client: DaemonClient; d
   const ds = await openDataset(dir);
   const reg = await findDaemon(ds);
   if (!reg) throw new UsageError(`no minipach daemon serves ${ds.dir}; start one with: minipach up ${dir} (or set MINIPACH_URL to reach one elsewhere)`);
-  return { client: new DaemonClient(reg.url, reg.token), ds };
+  return { client: await daemonClient(reg.url, reg.token), ds };
 }
 
 /** Resolves after the first SIGINT/SIGTERM has been handled; a second one exits at once. */

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { openDataset } from '../options.js';
 import { RUNTIMES, type Runtime } from '../../core/container.js';
 import { out } from '../printers.js';
 

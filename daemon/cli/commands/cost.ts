@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { openDataset, type Dataset } from '../../adapters/dataset.js';
+import type { Dataset } from '../../adapters/dataset.js';
+import { cpuHourCost, cpuHourCostOption, datasetPath, openDataset } from '../options.js';
 import type { CostReport } from '../../core/cost.js';
 import { UsageError } from '../../core/errors.js';
-import { cpuHourCost, cpuHourCostOption, datasetPath } from '../options.js';
 import { out, printCost } from '../printers.js';
 
 export function register(program: Command): void {

@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { openDataset } from '../options.js';
 import { datumLabel } from '../../core/datum-label.js';
 import { UsageError } from '../../core/errors.js';
 import type { PipelinePlan } from '../../core/plan.js';
-import { loadSpec } from '../../core/spec.js';
 import { out, short } from '../printers.js';
 
 export function register(program: Command): void {
@@ -25,7 +24,7 @@ export function register(program: Command): void {
       const head = (await ds.repo.resolve(ds.ref))!;
       const snapshot = await reader.read(head);
       const specs = await reader.readSpecs(snapshot);
-      if (o.spec) specs.set(pipeline, loadSpec(`${pipeline}/spec.yml`, await readFile(o.spec, 'utf8')));
+      if (o.spec) specs.set(pipeline, (await import('../../core/spec.js')).loadSpec(`${pipeline}/spec.yml`, await readFile(o.spec, 'utf8')));
       if (!specs.has(pipeline)) throw new UsageError(`no pipeline "${pipeline}": there is no ${pipeline}/spec.yml on ${ds.branch} (try --spec FILE)`);
       // The same plan as schedule's, so the preview shows exactly the datums (and keys) it would run.
       const plan = planDataset({ snapshot, specs, index: await new ResultStore(ds).load(head), containers: await reader.readContainers(snapshot, specs) });

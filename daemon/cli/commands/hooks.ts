@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { installHooks, uninstallHooks } from '../../sources/git-hooks.js';
 import { out } from '../printers.js';
 
 export function register(program: Command): void {
@@ -11,7 +10,7 @@ export function register(program: Command): void {
     .argument('<repo>', 'the repository people push to')
     .option('--json', 'print JSON')
     .action(async (repo: string, o: { json?: boolean }) => {
-      const r = await installHooks(repo);
+      const r = await (await import('../../sources/git-hooks.js')).installHooks(repo);
       if (o.json) return out(JSON.stringify(r, null, 2));
       for (const c of r.changes) out(`${c.hook}: ${c.action} (${c.path})`);
       out(`pushes are spooled in ${path.join(r.gitDir, 'minipach', 'spool')}; a daemon whose dataset has this repository as its clone or remote picks them up`);
@@ -22,7 +21,7 @@ export function register(program: Command): void {
     .argument('<repo>', 'the repository')
     .option('--json', 'print JSON')
     .action(async (repo: string, o: { json?: boolean }) => {
-      const changes = await uninstallHooks(repo);
+      const changes = await (await import('../../sources/git-hooks.js')).uninstallHooks(repo);
       if (o.json) return out(JSON.stringify(changes, null, 2));
       for (const c of changes) out(`${c.hook}: ${c.action} (${c.path})`);
     });

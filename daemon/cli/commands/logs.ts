@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { daemonClient, findDaemon, openDataset } from '../options.js';
 import { datumLabel, parseDatumLabel } from '../../core/datum-label.js';
 import { UsageError } from '../../core/errors.js';
-import { readDatumLog } from '../../exec/logs.js';
-import { findDaemon } from '../../server/registration.js';
-import { DaemonClient } from '../daemon-client.js';
 import { out } from '../printers.js';
 
 export function register(program: Command): void {
@@ -18,10 +15,10 @@ export function register(program: Command): void {
       const ds = await openDataset(dir);
       const reg = await findDaemon(ds);
       let result: { datum: string; source: string; log: string };
-      if (reg) result = await new DaemonClient(reg.url, reg.token).logs({ dir: ds.dir, branch: ds.branch }, datum);
+      if (reg) result = await (await daemonClient(reg.url, reg.token)).logs({ dir: ds.dir, branch: ds.branch }, datum);
       else {
         const { pipeline, name } = parseDatumLabel(datum);
-        const found = await readDatumLog(ds.stateDir, pipeline, name);
+        const found = await (await import('../../exec/logs.js')).readDatumLog(ds.stateDir, pipeline, name);
         if (!found) throw new UsageError(`no log for ${datumLabel(pipeline, name)}: it has not run in ${ds.dir}`);
         result = { datum, source: found.file, log: found.log };
       }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { openDataset, type Dataset } from '../../adapters/dataset.js';
-import { cpuHourCost, cpuHourCostOption } from '../options.js';
+import type { Dataset } from '../../adapters/dataset.js';
+import { cpuHourCost, cpuHourCostOption, openDataset } from '../options.js';
 import type { Plan } from '../../core/plan.js';
 import { jsonFields, out, planJsonPieces, printForecast, printPlan, writeOut } from '../printers.js';
 

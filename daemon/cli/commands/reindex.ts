@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { openDataset } from '../options.js';
 import { out } from '../printers.js';
 
 export function register(program: Command): void {

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { openDataset } from '../options.js';
 import { out } from '../printers.js';
 
 /** `minipach report`: the dashboard as one HTML file, from git alone, to mail or attach to a paper. */

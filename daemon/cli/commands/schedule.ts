@@ -1,12 +1,9 @@
 import { Option, type Command } from 'commander';
-import { openDataset, type Dataset } from '../../adapters/dataset.js';
+import type { Dataset } from '../../adapters/dataset.js';
+import { batchSizeOption, daemonClient, executorOption, findDaemon, jobsOption, openDataset, parsePositive } from '../options.js';
 import { MinipachError, UsageError } from '../../core/errors.js';
-import { remoteLocation } from '../../results/branch.js';
-import { fetchAllSharedResults, sharingReminder } from '../../results/shared-ref.js';
 import type { ScheduleReport } from '../../schedule/report.js';
-import { findDaemon, type Registration } from '../../server/registration.js';
-import { DaemonClient } from '../daemon-client.js';
-import { batchSizeOption, executorOption, jobsOption, parsePositive } from '../options.js';
+import type { Registration } from '../../server/registration.js';
 import type { ExecutorName } from '../../exec/executors.js';
 import { out, printReport } from '../printers.js';
 
@@ -66,7 +63,7 @@ export function register(program: Command): void {
 
 /** One code path: the daemon runs the same schedule() with its queue as the runner. Undefined: --no-wait returned early. */
 async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport | undefined> {
-  const client = new DaemonClient(daemon.url, daemon.token);
+  const client = await daemonClient(daemon.url, daemon.token);
   const queued = await client.schedule({ dir: ds.dir, branch: ds.branch });
   const run = await client.waitFor(queued.id, { untilEnqueued: !o.wait, onProgress: (r) => progress({ ...r.progress, datum: '' }) });
   if (!o.wait && run.state !== 'done' && run.state !== 'failed') {
@@ -84,6 +81,7 @@ async function throughDaemon(ds: Dataset, daemon: Registration, o: ScheduleFlags
  * daemon with a `remote` moves them with the branch itself, see results/branch.ts and the committer).
  */
 async function here(ds: Dataset, o: ScheduleFlags, progress: Progress): Promise<ScheduleReport> {
+  const { fetchAllSharedResults, sharingReminder } = await import('../../results/shared-ref.js');
   const fetchProblems = await fetchAllSharedResults(ds);
   const runner = o.executor === 'slurm' ? await slurmRunner(ds, o) : undefined;
   // Loaded here: the scheduler brings the committer and the executors, which `--help` need not load.
@@ -103,7 +101,7 @@ async function slurmRunner(ds: Dataset, o: ScheduleFlags) {
   if (!o.sharedFs) {
     // The remote as workers see it (a relative path made absolute): what the tasks clone.
     const remote = ds.remote ?? 'origin';
-    const location = await remoteLocation({ ...ds, remote });
+    const location = await (await import('../../results/branch.js')).remoteLocation({ ...ds, remote });
     if (!location) throw new UsageError(`--executor slurm: the tasks clone the dataset from its origin, and ${ds.dir} has no remote "${remote}"; add one the nodes can reach (git remote add origin <url>), or give --shared-fs if the nodes see ${ds.dir} at this path`);
     home = location.url;
   }

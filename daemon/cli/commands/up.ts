@@ -1,7 +1,6 @@
 import { Option, type Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { executorOption, openDataset, parseCount, parsePositive, untilSignal } from '../options.js';
 import { UsageError } from '../../core/errors.js';
-import { executorOption, parseCount, parsePositive, untilSignal } from '../options.js';
 import { out } from '../printers.js';
 import type { ExecutorName } from '../../exec/executors.js';
 

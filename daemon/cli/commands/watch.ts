@@ -1,8 +1,6 @@
 import { Option, type Command } from 'commander';
-import { openDataset, type Dataset } from '../../adapters/dataset.js';
-import { findDaemon } from '../../server/registration.js';
-import { DaemonClient } from '../daemon-client.js';
-import { jobsOption, parsePositive, untilSignal } from '../options.js';
+import type { Dataset } from '../../adapters/dataset.js';
+import { daemonClient, findDaemon, jobsOption, openDataset, parsePositive, untilSignal } from '../options.js';
 import { out } from '../printers.js';
 
 interface WatchFlags {
@@ -51,7 +49,7 @@ export function register(program: Command): void {
 async function scheduleAfterSave(ds: Dataset, o: WatchFlags): Promise<void> {
   const daemon = o.local ? undefined : await findDaemon(ds);
   if (daemon) {
-    await new DaemonClient(daemon.url, daemon.token).schedule({ dir: ds.dir, branch: ds.branch }, 'minipach watch');
+    await (await daemonClient(daemon.url, daemon.token)).schedule({ dir: ds.dir, branch: ds.branch }, 'minipach watch');
     return;
   }
   const { schedule } = await import('../../schedule/scheduler.js');

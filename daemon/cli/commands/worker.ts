@@ -1,8 +1,6 @@
 import { Option, type Command } from 'commander';
-import { openDataset } from '../../adapters/dataset.js';
+import { batchSizeOption, findDaemon, openDataset, parseCount, parsePositive, untilSignal } from '../options.js';
 import { UsageError } from '../../core/errors.js';
-import { findDaemon } from '../../server/registration.js';
-import { batchSizeOption, parseCount, parsePositive, untilSignal } from '../options.js';
 import { out } from '../printers.js';
 
 interface WorkerFlags {
