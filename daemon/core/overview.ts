@@ -8,7 +8,6 @@ import { datumLabel } from './datum-label.js';
 import type { Plan } from './plan.js';
 import type { ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs } from './spec.js';
-import { isAtOrBelow } from './tree.js';
 
 export const DATUM_STATES = ['done', 'running', 'queued', 'failed', 'blocked'] as const;
 export type DatumState = (typeof DATUM_STATES)[number];
@@ -115,16 +114,19 @@ const QUEUED_JOB = new Set(['waiting', 'delayed', 'prioritized', 'waiting-childr
 export function overviewOf(o: OverviewInput): DatasetOverview {
   const jobs = new Map((o.jobs ?? []).map((j) => [j.key, j]));
   // Output directory -> datum label, to find which datum made a result's input (its upstream).
-  const producers = o.plan.pipelines.flatMap((p) => p.datums.filter((d) => d.action !== 'remove').map((d) => ({ dir: d.outputDir, label: datumLabel(d.pipeline, d.name) })));
-  const byPipeline = new Map<string, { dir: string; label: string }[]>();
-  for (const p of producers) byPipeline.set(p.dir.split('/')[0]!, [...(byPipeline.get(p.dir.split('/')[0]!) ?? []), p]);
+  const producers = new Map<string, string>();
+  for (const p of o.plan.pipelines) for (const d of p.datums) if (d.action !== 'remove') producers.set(d.outputDir, datumLabel(d.pipeline, d.name));
   const upstreamOf = (paths: readonly string[]) => {
     const found = new Set<string>();
     for (const path of paths) {
-      // The longest output directory holding the path: a root datum's is the pipeline's own.
-      let best: { dir: string; label: string } | undefined;
-      for (const p of byPipeline.get(path.split('/')[0]!) ?? []) if (isAtOrBelow(path, p.dir) && (!best || p.dir.length > best.dir.length)) best = p;
-      if (best) found.add(best.label);
+      // The deepest output directory holding the path (a root datum's is the pipeline's own): its ancestors, longest first.
+      for (let dir = path; dir; dir = dir.includes('/') ? dir.slice(0, dir.lastIndexOf('/')) : '') {
+        const label = producers.get(dir);
+        if (label) {
+          found.add(label);
+          break;
+        }
+      }
     }
     return [...found];
   };

@@ -155,20 +155,19 @@ export class DatumQueue {
   }
 
   async summaries(states: readonly DatumJobState[] = JOB_STATES): Promise<JobSummary[]> {
-    const jobs = await this.queue.getJobs([...states], 0, -1);
-    return Promise.all(
-      jobs.filter(Boolean).map(async (j) => ({
-        id: j.id!,
-        state: await j.getState(),
-        dataset: j.data.dataset,
-        datum: datumLabel(j.data.pipeline, j.data.datumName),
-        key: j.data.key,
-        attempts: j.data.tries ?? j.attemptsMade,
-        reason: j.failedReason || undefined,
-        finishedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
-        ranOn: j.data.ranOn,
-      })),
-    );
+    // One listing per state, so each job's state is known without a round trip of its own (getState).
+    const byState = await Promise.all(states.map(async (state) => ((await this.queue.getJobs([state], 0, -1)) as (Job<DatumJobData, DatumJobResult> | undefined)[]).filter((j) => j !== undefined).map((j) => ({ j, state }))));
+    return byState.flat().map(({ j, state }) => ({
+      id: j.id!,
+      state,
+      dataset: j.data.dataset,
+      datum: datumLabel(j.data.pipeline, j.data.datumName),
+      key: j.data.key,
+      attempts: j.data.tries ?? j.attemptsMade,
+      reason: j.failedReason || undefined,
+      finishedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
+      ranOn: j.data.ranOn,
+    }));
   }
 
   async close(): Promise<void> {

@@ -190,7 +190,10 @@ export class QueueRunner implements ComputeRunner {
     const keysOf = new Map<string, string[]>();
     for (const l of links) {
       const key = annexKeyFromLinkTarget(targets.get(l.oid)?.toString('utf8') ?? '');
-      if (key) keysOf.set(l.id, [...(keysOf.get(l.id) ?? []), key]);
+      if (!key) continue;
+      const keys = keysOf.get(l.id);
+      if (keys) keys.push(key);
+      else keysOf.set(l.id, [key]);
     }
     try {
       const s = await storage;

@@ -14,6 +14,13 @@ export interface DatasetSelector {
   readonly branch?: string;
 }
 
+/** The selector a request's query (or JSON body) names: `dataset`, `dir`, `branch`. */
+export const selectorOf = (q: Record<string, unknown>): DatasetSelector => ({
+  dataset: q['dataset'] as string | undefined,
+  dir: q['dir'] as string | undefined,
+  branch: q['branch'] as string | undefined,
+});
+
 /** An error with the HTTP status it should be answered with. */
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {

@@ -19,7 +19,6 @@ import { normalizeDatasetPath } from '../core/tree.js';
 import { PathEscapeError } from '../core/errors.js';
 import { explain } from '../results/explain.js';
 import { datasetOverview } from '../schedule/overview.js';
-import { planAtHead } from '../schedule/plan-at-head.js';
 import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from '../adapters/redis.js';
 import { datumLabel, parseDatumLabel } from '../core/datum-label.js';
 import { readDatumLog } from '../exec/logs.js';
@@ -234,10 +233,10 @@ export class Daemon implements DaemonApi {
 
   async outputs(target: DatasetSelector, limit: number): Promise<string[]> {
     const f = this.follower(target);
-    const { plan } = await planAtHead(f.ds);
-    const dirs = plan.pipelines.map((p) => p.name);
-    const entries = dirs.length ? await f.ds.repo.lsTree(f.ds.ref, dirs) : [];
-    return entries.map((e) => e.path).filter((p) => !p.endsWith(`/${SPEC_FILE}`) && !p.split('/').includes(BOOKKEEPING_DIR)).slice(0, limit);
+    // One listing of the head (no plan): files of the top-level directories that hold a spec.yml.
+    const paths = (await f.ds.repo.lsTree(f.ds.ref, undefined, { sizes: false })).map((e) => e.path);
+    const pipelines = new Set(paths.filter((p) => p.split('/').length === 2 && p.endsWith(`/${SPEC_FILE}`)).map((p) => p.split('/')[0]));
+    return paths.filter((p) => pipelines.has(p.split('/')[0]) && !p.endsWith(`/${SPEC_FILE}`) && !p.split('/').includes(BOOKKEEPING_DIR)).slice(0, limit);
   }
 
   subscribe(listener: (change: { dataset?: string; what: string }) => void): () => void {

@@ -11,7 +11,7 @@ import { isJobState, JOB_STATES } from '../queue/datum-queue.js';
 import type { EventIntake, IntakeAnswer } from '../sources/intake.js';
 import { WebhookError } from '../sources/webhooks.js';
 import { authorised, uiRoutes } from './ui-routes.js';
-import { HttpError, type DaemonApi, type DatasetSelector } from './api.js';
+import { HttpError, selectorOf, type DaemonApi } from './api.js';
 
 export interface ServerParts {
   readonly api: DaemonApi;
@@ -50,12 +50,6 @@ function serviceRoutes(app: Express, api: DaemonApi): void {
   });
 }
 
-const selector = (q: Record<string, unknown>): DatasetSelector => ({
-  dataset: q['dataset'] as string | undefined,
-  dir: q['dir'] as string | undefined,
-  branch: q['branch'] as string | undefined,
-});
-
 /**
  * Requests to the API, the queue view and the metrics carry the token, as a bearer token (the CLI) or as
  * the password of HTTP Basic (a browser asks for it): 401 without one, 403 with a wrong one.
@@ -82,7 +76,7 @@ const jsonOnly: RequestHandler = (req, _res, next) => {
 function apiRoutes(app: Express, api: DaemonApi): void {
   app.use('/api', jsonOnly, express.json({ limit: '1mb' }));
   app.post('/api/schedule', (req, res) => {
-    res.status(202).json(api.schedule(selector(req.body ?? {}), (req.body?.reason as string | undefined) ?? 'minipach schedule'));
+    res.status(202).json(api.schedule(selectorOf(req.body ?? {}), (req.body?.reason as string | undefined) ?? 'minipach schedule'));
   });
   app.get('/api/runs/:id', (req, res) => {
     const run = api.run(Number(req.params['id']));
@@ -98,12 +92,12 @@ function apiRoutes(app: Express, api: DaemonApi): void {
     res.json(await api.jobs(state));
   });
   app.get('/api/logs', async (req, res) => {
-    res.json(await api.log(selector(req.query), String(req.query['datum'] ?? '')));
+    res.json(await api.log(selectorOf(req.query), String(req.query['datum'] ?? '')));
   });
   app.post('/api/retry', async (req, res) => {
     const b = req.body ?? {};
     if (!b.datum && !b.failed) throw new HttpError(400, 'say which: {"datum": "<pipeline>/<datum>"} or {"failed": true}');
-    res.status(202).json(await api.retry(selector(b), { datum: b.datum ? String(b.datum) : undefined, failed: Boolean(b.failed) }));
+    res.status(202).json(await api.retry(selectorOf(b), { datum: b.datum ? String(b.datum) : undefined, failed: Boolean(b.failed) }));
   });
 }
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import { assetFile, livePage, loginPage } from '../ui/page.js';
 import { credentialOf, safeEqual } from '../sources/webhooks.js';
-import { HttpError, type DaemonApi, type DatasetSelector } from './api.js';
+import { HttpError, selectorOf, type DaemonApi } from './api.js';
 
 const SESSION_COOKIE = 'minipach_session';
 
@@ -40,11 +40,6 @@ function pageGuard(token: string | undefined): RequestHandler {
   };
 }
 
-const selector = (q: Record<string, unknown>): DatasetSelector => ({
-  dataset: q['dataset'] as string | undefined,
-  branch: q['branch'] as string | undefined,
-});
-
 export function uiRoutes(app: Express, api: DaemonApi, token: string | undefined): void {
   const guard = pageGuard(token);
   app.post('/login', express.urlencoded({ extended: false, limit: '4kb' }), (req, res) => {
@@ -61,9 +56,9 @@ export function uiRoutes(app: Express, api: DaemonApi, token: string | undefined
     if (!file) throw new HttpError(404, 'no such asset');
     res.sendFile(file);
   });
-  app.get('/api/overview', async (req, res) => void res.json(await api.overview(selector(req.query))));
-  app.get('/api/explain', async (req, res) => void res.json(await api.explain(selector(req.query), String(req.query['path'] ?? ''))));
-  app.get('/api/outputs', async (req, res) => void res.json(await api.outputs(selector(req.query), 5000)));
+  app.get('/api/overview', async (req, res) => void res.json(await api.overview(selectorOf(req.query))));
+  app.get('/api/explain', async (req, res) => void res.json(await api.explain(selectorOf(req.query), String(req.query['path'] ?? ''))));
+  app.get('/api/outputs', async (req, res) => void res.json(await api.outputs(selectorOf(req.query), 5000)));
   app.get('/api/events', (req, res) => {
     res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     res.flushHeaders();

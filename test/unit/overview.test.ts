@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { overviewOf, triggerOf } from '../../daemon/core/overview.js';
-import { planDataset } from '../../daemon/core/plan.js';
+import { planDataset, type Plan } from '../../daemon/core/plan.js';
 import { buildIndex, EMPTY_INDEX, type ResultRecord } from '../../daemon/core/result-index.js';
 import { inputFingerprints } from '../../daemon/core/identity.js';
 import { fakeSnapshot, specs } from '../helpers/fake-tree.js';
@@ -32,6 +32,22 @@ describe('the overview the dashboard and the report draw', () => {
     expect(count['a']).toBe('queued');
     expect(o.cost).toEqual([{ pipeline: 'up', day: '2026-12-01', results: 1, cpuHours: 2, wallHours: 2 / 3600 }]);
     expect(o.cpuHourCost).toBe(0.5);
+  });
+
+  it('a done datum names the upstream datums whose outputs it read (the deepest output directory holding each input)', () => {
+    const withOutput = { ...files, 'up/a/X': 'K9' };
+    const of = (plan: Plan, p: string, n: string) => plan.pipelines.find((x) => x.name === p)!.datums.find((d) => d.name === n)!;
+    const rec = (plan: Plan, p: string, n: string): ResultRecord => ({ key: of(plan, p, n).key, pipeline: p, datum: n, kind: 'computed', commit: C, runCommit: C, inputs: inputFingerprints(of(plan, p, n).datum!) });
+    // up/a's result first, then count/a's (planned once up/a is current), then the plan with both current.
+    const first = planDataset({ snapshot: fakeSnapshot(withOutput), specs: specs({ up: UP, count: COUNT }), index: EMPTY_INDEX });
+    const upA = rec(first, 'up', 'a');
+    const second = planDataset({ snapshot: fakeSnapshot(withOutput, [['up', 'a', upA.key]]), specs: specs({ up: UP, count: COUNT }), index: buildIndex([upA]) });
+    const countA = rec(second, 'count', 'a');
+    const index = buildIndex([upA, countA]);
+    const plan = planDataset({ snapshot: fakeSnapshot(withOutput, [['up', 'a', upA.key], ['count', 'a', countA.key]]), specs: specs({ up: UP, count: COUNT }), index });
+    const o = overviewOf({ dataset: 'study', branch: 'main', plan, index });
+    expect(o.pipelines[1]!.datums.find((d) => d.name === 'a')!).toMatchObject({ state: 'done', upstream: ['up/a'], inputs: [{ name: 'up', files: [{ path: 'up/a/X', key: 'K9' }] }] });
+    expect(o.pipelines[0]!.datums.find((d) => d.name === 'a')!.upstream).toEqual([]);
   });
 
   it('names what started a run', () => {

@@ -27,9 +27,7 @@ export function register(program: Command): void {
     .option('--credentials <file>', 'a file with AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines (default: those environment variables)')
     .option('--publish-for <remote>', "the git remote whose `datalad push` puts content into the bucket first (default: origin, when there is one)")
     .action(async (dir: string, o: InitFlags) => {
-      const ds = await openDataset(dir);
-      const { loadCredentialsFile, Storage } = await import('../../adapters/storage.js');
-      if (o.credentials) await loadCredentialsFile(o.credentials);
+      const { ds, Storage } = await withCredentials(dir, o.credentials);
       const s = await Storage.init(ds.annex, { name: o.name, bucket: o.bucket, endpoint: o.endpoint, region: o.region, filePrefix: o.prefix });
       const publishFor = o.publishFor ?? ((await ds.repo.remoteUrl('origin')) ? 'origin' : undefined);
       // `datalad push --to origin` then copies content to the bucket before pushing git (and the git-annex branch).
@@ -44,11 +42,17 @@ export function register(program: Command): void {
     .option('--name <name>', "the special remote's name", 's3')
     .option('--credentials <file>', 'a credentials file (default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)')
     .action(async (dir: string, o: { name: string; credentials?: string }) => {
-      const ds = await openDataset(dir);
-      const { loadCredentialsFile, Storage } = await import('../../adapters/storage.js');
-      if (o.credentials) await loadCredentialsFile(o.credentials);
+      const { ds, Storage } = await withCredentials(dir, o.credentials);
       const s = await Storage.open(ds.annex, o.name);
       await s.check();
       out(`storage ${s.name}: bucket ${s.remote.bucket} at ${s.remote.protocol}://${s.remote.host}${s.remote.port ? `:${s.remote.port}` : ''} answers`);
     });
+}
+
+/** The dataset, and the storage adapter with the credentials of `file` (else the environment's) in place. */
+async function withCredentials(dir: string, file: string | undefined) {
+  const ds = await openDataset(dir);
+  const { loadCredentialsFile, Storage } = await import('../../adapters/storage.js');
+  if (file) await loadCredentialsFile(file);
+  return { ds, Storage };
 }
