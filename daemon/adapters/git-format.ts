@@ -12,17 +12,42 @@ export interface LsTreeEntry {
   readonly path: string;
 }
 
-/** Parses `git ls-tree -r -z -l` output. */
+/** Parses `git ls-tree -r -z [-l]` output. */
 export function parseLsTree(out: Buffer | string): LsTreeEntry[] {
   const text = typeof out === 'string' ? out : out.toString('utf8');
   const entries: LsTreeEntry[] = [];
-  for (const rec of text.split('\0')) {
-    if (!rec) continue;
-    const tab = rec.indexOf('\t');
-    const [mode, type, oid, size] = rec.slice(0, tab).split(/ +/);
-    entries.push({ mode: mode!, type: type as LsTreeEntry['type'], oid: oid!, size: size === undefined || size === '-' ? undefined : Number(size), path: rec.slice(tab + 1) });
+  // `<mode> SP <type> SP <oid>[ SP+ <size>] TAB <path> NUL`, read by position (10^5 records: no split per record).
+  for (let at = 0; at < text.length; ) {
+    let end = text.indexOf('\0', at);
+    if (end < 0) end = text.length;
+    const tab = text.indexOf('\t', at);
+    if (tab < 0 || tab > end) {
+      at = end + 1;
+      continue;
+    }
+    const sp1 = text.indexOf(' ', at);
+    const sp2 = text.indexOf(' ', sp1 + 1);
+    const sp3 = text.indexOf(' ', sp2 + 1);
+    const oidEnd = sp3 >= 0 && sp3 < tab ? sp3 : tab;
+    const size = oidEnd === tab ? undefined : text.slice(oidEnd, tab).trim();
+    entries.push({
+      mode: internedMode(text, at, sp1),
+      type: (text.startsWith('blob', sp1 + 1) ? 'blob' : text.startsWith('tree', sp1 + 1) ? 'tree' : 'commit') as LsTreeEntry['type'],
+      oid: text.slice(sp2 + 1, oidEnd),
+      size: size === undefined || size === '-' ? undefined : Number(size),
+      path: text.slice(tab + 1, end),
+    });
+    at = end + 1;
   }
   return entries;
+}
+
+const MODES = ['100644', '120000', '100755', '040000', '160000'];
+
+/** The mode at text[from, to), one shared string per mode (10^5 entries hold five distinct ones). */
+function internedMode(text: string, from: number, to: number): string {
+  for (const m of MODES) if (to - from === m.length && text.startsWith(m, from)) return m;
+  return text.slice(from, to);
 }
 
 /** A file changed between two commits: its new mode and blob, or `deleted`. */
@@ -74,11 +99,12 @@ export function parseCatFileBatch(out: Buffer): Map<string, Buffer> {
 }
 
 /**
- * The same output as text per object (annex link targets and pointers are short UTF-8): decoded straight
- * from the buffer, without a Buffer view or a split header per object.
+ * The same output with each object decoded straight from its bytes (`decode(out, start, end)`), in the
+ * order asked, a missing one as undefined: for 10^5 annex link targets, no Buffer view, header split, text
+ * or id per object.
  */
-export function parseCatFileTexts(out: Buffer): Map<string, string> {
-  const res = new Map<string, string>();
+export function parseCatFileInOrder<T>(out: Buffer, decode: (bytes: Buffer, start: number, end: number) => T): (T | undefined)[] {
+  const res: (T | undefined)[] = [];
   for (let pos = 0; pos < out.length; ) {
     const nl = out.indexOf(0x0a, pos);
     if (nl < 0) break;
@@ -86,11 +112,12 @@ export function parseCatFileTexts(out: Buffer): Map<string, string> {
     const sp2 = sp1 < 0 ? -1 : out.indexOf(0x20, sp1 + 1);
     // `<oid> missing`: one space in the header.
     if (sp2 < 0 || sp2 > nl) {
+      res.push(undefined);
       pos = nl + 1;
       continue;
     }
     const size = Number(out.toString('latin1', sp2 + 1, nl));
-    res.set(out.toString('latin1', pos, sp1), out.toString('utf8', nl + 1, nl + 1 + size));
+    res.push(decode(out, nl + 1, nl + 1 + size));
     pos = nl + 1 + size + 1;
   }
   return res;

@@ -9,7 +9,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { BranchMovedError, MinipachError } from '../core/errors.js';
 import { ZERO_OID } from '../core/tree.js';
-import { fastImportStream, parseBatchCheck, parseCatFileBatch, parseCatFileTexts, parseDiffTree, parseLsTree, type CommitSpec, type FetchOptions, type FetchOutcome, type FileChange, type IndexChange, type LsTreeEntry, type PushOutcome } from './git-format.js';
+import { fastImportStream, parseBatchCheck, parseCatFileBatch, parseCatFileInOrder, parseDiffTree, parseLsTree, type CommitSpec, type FetchOptions, type FetchOutcome, type FileChange, type IndexChange, type LsTreeEntry, type PushOutcome } from './git-format.js';
 
 export { fastImportPath, fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type FetchOptions, type FetchOutcome, type FileChange, type IndexChange, type LsTreeEntry, type PushOutcome, type TreeChange } from './git-format.js';
 
@@ -104,9 +104,9 @@ export class GitRepo {
     return new Map((await this.catFileBatch(oids)).flatMap((out) => [...parseCatFileBatch(out)]));
   }
 
-  /** Like readBlobs, as text: for 10^5 annex link targets, no Buffer per blob. */
-  async readBlobTexts(oids: readonly string[]): Promise<Map<string, string>> {
-    return new Map((await this.catFileBatch(oids)).flatMap((out) => [...parseCatFileTexts(out)]));
+  /** Like readBlobs, each blob decoded from its bytes by `decode`, answered in the order asked (undefined: missing): for 10^5 annex link targets, no Buffer, text or map entry per blob. */
+  async readBlobsInOrder<T>(oids: readonly string[], decode: (bytes: Buffer, start: number, end: number) => T): Promise<(T | undefined)[]> {
+    return (await this.catFileBatch(oids)).flatMap((out) => parseCatFileInOrder(out, decode));
   }
 
   /** `cat-file --batch --buffer` (flushed when full, not per object); many blobs: two processes, one a core. */

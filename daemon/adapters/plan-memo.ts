@@ -10,11 +10,12 @@
  * trusted (a crash between the two renames leaves exactly that). Deleting them changes nothing but time.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Dataset } from './dataset.js';
 import { VERSION } from './install-dir.js';
+import { writeText } from './text-file.js';
 
 const FORMAT = 'minipach-plan-memo/1';
 
@@ -73,18 +74,17 @@ export class PlanMemo {
   async recorder(key: string): Promise<{ write(piece: string): Promise<void>; commit(meta: Record<string, unknown>): Promise<void>; abandon(): Promise<void> }> {
     await mkdir(path.dirname(this.body), { recursive: true });
     const tmp = `${this.body}.${randomBytes(4).toString('hex')}.tmp`;
-    const stream = createWriteStream(tmp);
+    const file = await open(tmp, 'w');
     const hash = createHash('sha256');
     let length = 0;
     return {
+      // As strings (see text-file.ts): the plan is tens of megabytes.
       write: async (piece) => {
-        const b = Buffer.from(piece);
-        hash.update(b);
-        length += b.length;
-        if (!stream.write(b)) await new Promise<void>((resolve) => stream.once('drain', resolve));
+        hash.update(piece, 'utf8');
+        length += await writeText(file, piece);
       },
       commit: async (meta) => {
-        await new Promise<void>((resolve, reject) => stream.end((e?: Error | null) => (e ? reject(e) : resolve())));
+        await file.close();
         await rm(this.head, { force: true });
         await rename(tmp, this.body);
         const headTmp = `${tmp}.head`;
@@ -92,7 +92,7 @@ export class PlanMemo {
         await rename(headTmp, this.head);
       },
       abandon: async () => {
-        stream.destroy();
+        await file.close().catch(() => undefined);
         await rm(tmp, { force: true });
       },
     };

@@ -10,10 +10,19 @@ import type { Dataset } from './dataset.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import type { KeyMemo, MemoPipeline } from '../core/key-memo.js';
 import { Annex } from './annex.js';
-import { annexKeyFromLinkTarget, annexKeyFromPointer, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
+import { annexKeyInBlob, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
 import { loadSpec, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
 import { CONTAINER_KEYS, containersOfConfig, DATALAD_CONFIG, type ContainerDef } from '../core/container.js';
 import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from '../core/tree.js';
+
+/** Blob ids whose keys a read keeps, at most (see annexKeysOf). */
+const KEEP_KEYS = 10_000;
+
+/** A snapshot entry: two shapes only (10^5 of them), a file in git and an annexed file; `subdatasets` only inside one. */
+function entryOf(e: LsTreeEntry, p: string, annexKey: string | undefined, subdatasets: readonly SubdatasetRef[] | undefined): TreeEntry {
+  const entry: TreeEntry = annexKey ? { path: p, mode: e.mode, oid: e.oid, contentKey: comparableAnnexKey(annexKey), annexKey } : { path: p, mode: e.mode, oid: e.oid, contentKey: gitContentKey(e.oid) };
+  return subdatasets ? { ...entry, subdatasets } : entry;
+}
 
 export class SnapshotReader {
   /** Blob id -> the annex key it names, or null when it is not an annex link/pointer. Blob ids never change meaning. */
@@ -83,21 +92,14 @@ export class SnapshotReader {
     if (!base) return undefined;
     const changes = await this.repo.fileChanges(base.commit, commit).catch(() => undefined);
     if (!changes || changes.some((c) => !c.deleted && c.mode === MODE_GITLINK)) return undefined;
-    const added = changes.flatMap((c) => (c.deleted ? [] : [c]));
-    const sizes = await this.repo.objectSizes(added.filter((c) => c.mode !== MODE_SYMLINK).map((c) => c.oid));
-    const listing = added.map((c): LsTreeEntry => ({ mode: c.mode, type: 'blob', oid: c.oid, size: sizes.get(c.oid), path: c.path }));
-    await this.learnAnnexKeys(listing, this.repo);
+    const listing = changes.flatMap((c): LsTreeEntry[] => (c.deleted ? [] : [{ mode: c.mode, type: 'blob', oid: c.oid, size: undefined, path: c.path }]));
+    const keys = await this.annexKeysOf(listing, this.repo);
     const changed = new Set(changes.map((c) => c.path));
-    const entries = [...base.entries.filter((e) => !changed.has(e.path)), ...listing.map((e) => this.entryOf(e, e.path, undefined))];
+    const entries = [...base.entries.filter((e) => !changed.has(e.path)), ...listing.map((e, i) => entryOf(e, e.path, keys[i], undefined))];
     const snapshot = makeSnapshot(commit, entries);
     await this.cache.save(commit, snapshot.entries);
     this.howRead = { commit, source: 'diff', base: base.commit, changed: [...changed] };
     return snapshot;
-  }
-
-  private entryOf(e: LsTreeEntry, p: string, subdatasets: readonly SubdatasetRef[] | undefined): TreeEntry {
-    const annexKey = this.annexKeys.get(e.oid) ?? undefined;
-    return { path: p, mode: e.mode, oid: e.oid, contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey, subdatasets };
   }
 
   /**
@@ -105,13 +107,11 @@ export class SnapshotReader {
    * at their recorded commit, so globs see their files too; those entries name their subdataset.
    */
   private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<TreeEntry[]> {
-    const listed = await repo.lsTree(commit, undefined, { sizes: false });
-    // Sizes only where they matter: a file kept in git may be an unlocked annexed file's pointer if small.
-    const sizes = await repo.objectSizes(listed.filter((e) => e.type === 'blob' && e.mode !== MODE_SYMLINK && !this.annexKeys.has(e.oid)).map((e) => e.oid));
-    const listing = listed.map((e) => (sizes.has(e.oid) ? { ...e, size: sizes.get(e.oid) } : e));
-    await this.learnAnnexKeys(listing, repo);
+    const listing = await repo.lsTree(commit, undefined, { sizes: false });
+    const keys = await this.annexKeysOf(listing, repo);
     const entries: TreeEntry[] = [];
-    for (const e of listing) {
+    for (let i = 0; i < listing.length; i++) {
+      const e = listing[i]!;
       if (e.type === 'tree') continue;
       const p = prefix + e.path;
       if (e.mode === MODE_GITLINK) {
@@ -120,25 +120,41 @@ export class SnapshotReader {
         if (tree) entries.push(...(await this.readTree(new GitRepo(path.join(repo.dir, e.path)), e.oid, p + '/', [...(subdatasets ?? []), { path: p, commit: e.oid }])));
         continue;
       }
-      entries.push(this.entryOf(e, p, subdatasets));
+      entries.push(entryOf(e, p, keys[i], subdatasets));
     }
     return entries;
   }
 
-  /** Reads the blobs that may name an annex key (symlinks, small files that may be pointers), once per blob id. */
-  private async learnAnnexKeys(listing: readonly LsTreeEntry[], repo: GitRepo): Promise<void> {
-    const unknown: string[] = [];
-    for (const e of listing) {
-      if (e.type !== 'blob' || this.annexKeys.has(e.oid)) continue;
-      if (e.mode === MODE_SYMLINK || (e.size !== undefined && e.size <= MAX_POINTER_SIZE)) unknown.push(e.oid);
-      else this.annexKeys.set(e.oid, null);
+  /**
+   * The annex key of each entry of `listing` (by position; undefined: none), from the blobs that may name
+   * one: symlinks, and files kept in git small enough to be an unlocked file's pointer (their sizes asked
+   * while the symlinks are read). Keys of a few files are kept by blob id for later reads (keysOf, a diff);
+   * a whole tree's are not: its snapshot is in the cache, and a map of 10^5 ids would only cost memory.
+   */
+  private async annexKeysOf(listing: readonly LsTreeEntry[], repo: GitRepo): Promise<(string | undefined)[]> {
+    const keys: (string | undefined)[] = new Array(listing.length).fill(undefined);
+    const links: number[] = [];
+    const files: number[] = [];
+    for (let i = 0; i < listing.length; i++) {
+      const e = listing[i]!;
+      if (e.type !== 'blob') continue;
+      const known = this.annexKeys.size ? this.annexKeys.get(e.oid) : undefined;
+      if (known !== undefined) keys[i] = known ?? undefined;
+      else if (e.mode === MODE_SYMLINK) links.push(i);
+      else if (e.size === undefined || e.size <= MAX_POINTER_SIZE) files.push(i);
     }
-    if (!unknown.length) return;
-    const blobs = await repo.readBlobTexts([...new Set(unknown)]);
-    for (const oid of unknown) {
-      const text = blobs.get(oid) ?? '';
-      this.annexKeys.set(oid, annexKeyFromLinkTarget(text) ?? annexKeyFromPointer(text) ?? null);
-    }
+    const read = async (at: readonly number[]) => {
+      const found = await repo.readBlobsInOrder(at.map((i) => listing[i]!.oid), annexKeyInBlob);
+      at.forEach((i, n) => (keys[i] = found[n]));
+    };
+    const small = async () => {
+      const unsized = files.filter((i) => listing[i]!.size === undefined);
+      const sizes = await repo.objectSizes(unsized.map((i) => listing[i]!.oid));
+      await read(files.filter((i) => (listing[i]!.size ?? sizes.get(listing[i]!.oid) ?? Infinity) <= MAX_POINTER_SIZE));
+    };
+    await Promise.all([read(links), small()]);
+    if (links.length + files.length <= KEEP_KEYS) for (const i of [...links, ...files]) this.annexKeys.set(listing[i]!.oid, keys[i] ?? null);
+    return keys;
   }
 
   /**
@@ -146,13 +162,8 @@ export class SnapshotReader {
    * annexed files (locked or unlocked), `contentKey` as datum keys record it.
    */
   async keysOf(entries: readonly LsTreeEntry[]): Promise<Map<LsTreeEntry, { contentKey: string; annexKey?: string }>> {
-    await this.learnAnnexKeys(entries, this.repo);
-    return new Map(
-      entries.map((e) => {
-        const annexKey = this.annexKeys.get(e.oid) ?? undefined;
-        return [e, { contentKey: annexKey ? comparableAnnexKey(annexKey) : gitContentKey(e.oid), annexKey }];
-      }),
-    );
+    const keys = await this.annexKeysOf(entries, this.repo);
+    return new Map(entries.map((e, i) => [e, { contentKey: keys[i] ? comparableAnnexKey(keys[i]) : gitContentKey(e.oid), annexKey: keys[i] }]));
   }
 
   /**

@@ -29,19 +29,21 @@ export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {},
       transform_key: p.transform?.key,
     });
     yield `${i ? ',' : ''}${head.slice(0, -1)},"datums":[`;
-    let chunk: string[] = [];
-    for (const [j, d] of p.datums.entries()) {
-      // Written field by field (10^5 datums): the same text JSON.stringify gives the object.
-      let datum = `{"name":${q(d.name)},"key":${q(d.key)},"action":${q(d.action)},"reason":${q(d.reason)},"output":${q(d.outputDir)}`;
-      if (d.datum) datum += `,"inputs":[${d.datum.inputs.map((x) => `{"name":${q(x.name)},"path":${q(x.path)},"files":${x.files.length}}`).join(',')}]`;
-      if (d.source && !('pending' in d.source)) datum += `,"source":${JSON.stringify({ pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit })}`;
-      chunk.push(j ? ',' + datum + '}' : datum + '}');
-      if (chunk.length === 1000) {
-        yield chunk.join('');
-        chunk = [];
-      }
+    // 10^5 datums, a thousand at a time as plain objects: JSON.stringify writes an array of them natively,
+    // faster than joining a string per field.
+    for (let from = 0; from < p.datums.length; from += 1000) {
+      const chunk = p.datums.slice(from, from + 1000).map((d) => ({
+        name: d.name,
+        key: d.key,
+        action: d.action,
+        reason: d.reason,
+        output: d.outputDir,
+        inputs: d.datum?.inputs.map((x) => ({ name: x.name, path: x.path, files: x.files.length })),
+        source: d.source && !('pending' in d.source) ? { pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit } : undefined,
+      }));
+      yield `${from ? ',' : ''}${JSON.stringify(chunk).slice(1, -1)}`;
     }
-    yield `${chunk.join('')}]}`;
+    yield ']}';
   }
   yield ']';
   yield* jsonFields(extra);
@@ -53,7 +55,6 @@ export function* jsonFields(fields: Record<string, unknown>): Generator<string> 
   for (const [k, v] of Object.entries(fields)) if (v !== undefined) yield `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
 }
 
-const q = (s: string) => JSON.stringify(s);
 
 /** Writes pieces to stdout, waiting whenever the pipe is full (so they are not all held in memory). */
 export async function writeOut(pieces: Iterable<string>): Promise<void> {

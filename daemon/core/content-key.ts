@@ -12,6 +12,25 @@ export function annexKeyFromLinkTarget(target: string): string | undefined {
   return isAnnexKey(key) ? key : undefined;
 }
 
+const ANNEX_OBJECTS = Buffer.from('/annex/objects/');
+
+/**
+ * The annex key a blob names, read from its bytes (`blob[start, end)`): a link target's last part, or an
+ * unlocked file's pointer. What annexKeyFromLinkTarget and annexKeyFromPointer give its text, without
+ * decoding the whole blob (a snapshot reads 10^5 of them).
+ */
+export function annexKeyInBlob(blob: Buffer, start = 0, end = blob.length): string | undefined {
+  if (end - start >= ANNEX_OBJECTS.length && blob.indexOf(ANNEX_OBJECTS, start) === start) {
+    const key = annexKeyFromPointer(blob.toString('utf8', start, Math.min(end, start + MAX_POINTER_SIZE)));
+    if (key) return key;
+  }
+  // '/' is one byte in UTF-8 and never part of a longer character: searching bytes is searching text.
+  const slash = end > start ? blob.lastIndexOf(0x2f, end - 1) : -1;
+  if (slash < start || blob.lastIndexOf(ANNEX_OBJECTS, slash) < start) return undefined;
+  const key = blob.toString('utf8', slash + 1, end);
+  return isAnnexKey(key) ? key : undefined;
+}
+
 /** The annex key in an unlocked file's pointer content (`/annex/objects/KEY\n`). */
 export function annexKeyFromPointer(content: string): string | undefined {
   if (!content.startsWith('/annex/objects/')) return undefined;
@@ -24,7 +43,8 @@ export const MAX_POINTER_SIZE = 1024;
 
 /** `BACKEND-[fields-]-NAME`, e.g. `MD5E-s6--b1946ac92492d2347c6235b4d2611184.txt`. */
 export function isAnnexKey(s: string): boolean {
-  return /^[A-Z0-9]+E?-[^/]*--[^/]+$/.test(s);
+  // No line breaks: a pointer's trailing newline is not part of its key.
+  return /^[A-Z0-9]+E?-[^/\n]*--[^/\n]+$/.test(s);
 }
 
 /**
@@ -38,7 +58,7 @@ export function comparableAnnexKey(key: string): string {
   if (sep < 0 || !backend.endsWith('E')) return key;
   const name = key.slice(sep + 2);
   const dot = name.indexOf('.');
-  return dot < 0 ? key : key.slice(0, sep + 2) + name.slice(0, dot);
+  return dot < 0 ? key : key.slice(0, sep + 2 + dot);
 }
 
 /** Content key of a file kept in git itself. */

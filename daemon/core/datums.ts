@@ -77,16 +77,15 @@ export function createDatums(input: InputSpec, view: RepoView): Datum[] {
 }
 
 function pfsDatums(input: PfsInput, view: RepoView): Datum[] {
-  const prefix = input.repo + '/';
-  const files = view(input.repo).map((entry) => ({ rel: entry.path.slice(prefix.length), entry }));
-  return matchGlob(input.glob, files).map(({ match, files: matched }) => {
-    const cut = match.path === '' ? 0 : match.path.length + 1;
+  const from = input.repo.length + 1;
+  return matchGlob(input.glob, view(input.repo), (entry) => entry.path.slice(from)).map(({ match, files: matched }) => {
+    const cut = from + (match.path === '' ? 0 : match.path.length + 1);
     const di: DatumInput = {
       name: input.name,
       repo: input.repo,
       path: match.path === '' ? input.repo : `${input.repo}/${match.path}`,
       matched: match.path,
-      files: matched.map((f) => ({ rel: f.rel.slice(cut), entry: f.entry })),
+      files: matched.map((entry) => ({ rel: entry.path.slice(cut), entry })),
       joinOn: input.joinOn === undefined ? undefined : expandCaptureTemplate(input.joinOn, input.glob.groupCount, match.captures),
       groupBy: input.groupBy === undefined ? undefined : expandCaptureTemplate(input.groupBy, input.glob.groupCount, match.captures),
       outerJoin: input.outerJoin || undefined,

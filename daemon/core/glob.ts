@@ -185,29 +185,27 @@ export interface GlobMatch {
 }
 
 /**
- * Matches a glob against the files of one repo (paths relative to the repo). Returns each match once with
+ * Matches a glob against the files of one repo (`relOf` gives a file's path relative to the repo). Returns each match once with
  * the files it brings (the file itself, or the subtree of a matched directory), in path order.
  */
-export function matchGlob<F extends { readonly rel: string }>(
-  glob: CompiledGlob,
-  files: readonly F[],
-): { match: GlobMatch; files: F[] }[] {
+export function matchGlob<F>(glob: CompiledGlob, files: readonly F[], relOf: (file: F) => string): { match: GlobMatch; files: F[] }[] {
   if (glob.isRoot) return files.length ? [{ match: { path: '', captures: [] }, files: [...files] }] : [];
   const byMatch = new Map<string, { match: GlobMatch; files: F[] }>();
   for (const f of files) {
+    const rel = relOf(f);
     let candidate: string;
-    if (glob.depth === undefined) candidate = f.rel;
+    if (glob.depth === undefined) candidate = rel;
     else {
       // The ancestor (or the file itself) at exactly the glob's depth.
       let end = -1;
       for (let d = 0; d < glob.depth; d++) {
-        end = f.rel.indexOf('/', end + 1);
+        end = rel.indexOf('/', end + 1);
         if (end < 0) break;
       }
       if (end < 0) {
-        if (f.rel.split('/').length !== glob.depth) continue;
-        candidate = f.rel;
-      } else candidate = f.rel.slice(0, end);
+        if (rel.split('/').length !== glob.depth) continue;
+        candidate = rel;
+      } else candidate = rel.slice(0, end);
     }
     let hit = byMatch.get(candidate);
     if (!hit) {
@@ -218,7 +216,9 @@ export function matchGlob<F extends { readonly rel: string }>(
     }
     hit.files.push(f);
   }
-  return [...byMatch.values()].sort((a, b) => (a.match.path < b.match.path ? -1 : 1));
+  const matches = [...byMatch.values()];
+  // Files come in path order, so matches mostly do too: sorting 10^5 of them again costs tens of ms.
+  return matches.every((m, i) => i === 0 || matches[i - 1]!.match.path < m.match.path) ? matches : matches.sort((a, b) => (a.match.path < b.match.path ? -1 : 1));
 }
 
 /**

@@ -125,7 +125,7 @@ export class KeyMemoLookup {
  */
 export function memoOfPlan(
   pipelines: readonly { readonly spec?: PipelineSpec; readonly transform?: { readonly key: string }; readonly datums: readonly { readonly name: string; readonly key: string; readonly action: string; readonly marker: string; readonly datum?: Datum }[] }[],
-  markerOids?: ReadonlyMap<string, { readonly oid: string }>,
+  markerOids?: { get(path: string): { readonly oid: string } | undefined },
 ): Map<string, MemoPipeline> {
   const out = new Map<string, MemoPipeline>();
   for (const p of pipelines) {

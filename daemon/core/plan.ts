@@ -73,7 +73,9 @@ export function planDataset({ snapshot, specs, index, memo, containers = new Map
   const byName = new Map<string, PipelinePlan>();
   const pendingByKey = new Map<string, DatumPlan>();
   const previous = new PreviousResults(index);
+  // Only pipelines something reads need their unsettled outputs listed (10^5 of them, else for nothing).
   const unsettled = new Map<string, readonly Unsettled[]>();
+  const read = new Set(names.flatMap((n) => upstreamOf.get(n)!));
   const keys = { memo: memo ? new KeyMemoLookup(memo) : undefined, hashed: 0 };
 
   for (const name of [...order.sorted, ...order.cyclic]) {
@@ -97,7 +99,7 @@ export function planDataset({ snapshot, specs, index, memo, containers = new Map
       continue;
     }
     try {
-      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled, keys, containers }));
+      byName.set(name, planPipeline(spec, upstream, { snapshot, index, outputs, byName, pendingByKey, previous, unsettled, read, keys, containers }));
     } catch (e) {
       if (!(e instanceof SpecError)) throw e;
       byName.set(name, { ...base, status: 'invalid', error: e, notes: [...spec.notes], spec });
@@ -116,6 +118,8 @@ interface PlanContext {
   readonly previous: PreviousResults;
   /** Pipeline -> the parts of its outputs that are about to change (or cannot, their cause having failed). */
   readonly unsettled: Map<string, readonly Unsettled[]>;
+  /** The pipelines some pipeline reads. */
+  readonly read: ReadonlySet<string>;
   /** Where datum keys come from: the memo when it holds, else hashing (counted). */
   readonly keys: { readonly memo?: KeyMemoLookup; hashed: number };
   readonly containers: ReadonlyMap<string, ContainerDef>;
@@ -134,10 +138,16 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     }
     throw e;
   }
+  const seen = new Map<string, readonly TreeEntry[]>();
   const view: RepoView = (repo) => {
-    const owner = upstream.find((u) => isAtOrBelow(repo, u));
-    const entries = entriesUnder(snapshot, repo);
-    return owner === undefined ? entries : entries.filter((e) => outputs.isOutput(owner, e.path));
+    let entries = seen.get(repo);
+    if (!entries) {
+      const owner = upstream.find((u) => isAtOrBelow(repo, u));
+      entries = entriesUnder(snapshot, repo);
+      if (owner !== undefined) entries = entries.filter((e) => outputs.isOutput(owner, e.path));
+      seen.set(repo, entries);
+    }
+    return entries;
   };
   let datums: Datum[];
   try {
@@ -159,7 +169,7 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   // Upstream outputs about to change (or waiting on a change further up): datums reading them must wait.
   const unsettled = upstream.flatMap((u) => ctx.unsettled.get(u) ?? []);
   const unsettledIndex = new UnsettledIndex(unsettled);
-  const mine: Unsettled[] = [];
+  const mine: Unsettled[] | undefined = ctx.read.has(spec.name) ? [] : undefined;
 
   const plans: DatumPlan[] = [];
   // This pipeline's markers by datum name; what is left once every datum took its own are removals.
@@ -175,25 +185,13 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     }
     const markerEntry = markers.get(datum.name);
     if (markerEntry) markers.delete(datum.name);
-    // One object literal per datum, all of one shape (a plan holds 10^5 of them).
-    const plan = (action: DatumPlan['action'], reason: string, source?: DatumPlan['source'], waitsOn?: DatumPlan['waitsOn']): DatumPlan => ({
-      pipeline: spec.name,
-      name: datum.name,
-      key,
-      action,
-      reason,
-      outputDir: outputDir(spec.name, datum.name),
-      marker: markerEntry?.path ?? markerPath(spec.name, datum.name),
-      datum,
-      source,
-      waitsOn,
-    });
+    const plan = (action: DatumPlan['action'], reason: string, source?: DatumPlan['source'], waitsOn?: DatumPlan['waitsOn']) => datumPlan(spec.name, datum, key, markerEntry, action, reason, source, waitsOn);
     const waitingOn = unsettledIndex.readBy(datum);
     if (waitingOn) {
       const blocked = blockedBehind(waitingOn.cause, index.failures);
       const p = plan(blocked.action, blocked.reason, undefined, blocked.waitsOn);
       plans.push(p);
-      mine.push({ dir: p.outputDir, cause: waitingOn.cause });
+      mine?.push({ dir: p.outputDir, cause: waitingOn.cause });
       continue;
     }
     // The marker blob of this key: remembered when the memo's plan found the datum current (same key,
@@ -208,21 +206,21 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
       const from = result.pipeline === spec.name && result.datum === datum.name ? 'its own earlier result' : `${datumLabel(result.pipeline, result.datum)}`;
       const p = plan('link', `same key as ${from} (${result.runCommit.slice(0, 10)})`, result);
       plans.push(p);
-      mine.push({ dir: p.outputDir, cause: p });
+      mine?.push({ dir: p.outputDir, cause: p });
       continue;
     }
     const pending = ctx.pendingByKey.get(key);
     if (pending) {
       const p = plan('link', `same key as ${datumLabel(pending.pipeline, pending.name)}, computed in this run`, { pending });
       plans.push(p);
-      mine.push({ dir: p.outputDir, cause: pending });
+      mine?.push({ dir: p.outputDir, cause: pending });
       continue;
     }
     const reason = unavailable ? `a result for this key exists (${datumLabel(result!.pipeline, result!.datum)}), but ${unavailable}` : computeReason(markerEntry, index.failures.get(key), ctx.previous, spec.name, datum, transform.key);
     const p = plan('compute', reason);
     ctx.pendingByKey.set(key, p);
     plans.push(p);
-    mine.push({ dir: p.outputDir, cause: p });
+    mine?.push({ dir: p.outputDir, cause: p });
   }
   for (const [datumName, m] of markers) {
     const prev = ctx.previous.byMarker(m.oid);
@@ -236,12 +234,26 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
       marker: m.path,
     };
     plans.push(plan);
-    mine.push({ dir: plan.outputDir, cause: plan });
+    mine?.push({ dir: plan.outputDir, cause: plan });
   }
   const awaited = awaitedDatums(spec, datums, plans, unsettled, index.failures);
   for (const u of awaited.unforeseen) notes.push(`more datums may appear once upstream ${u} is settled; what reads ${spec.name} waits until then`);
-  ctx.unsettled.set(spec.name, [...mine, ...awaited.unsettled]);
+  if (mine) ctx.unsettled.set(spec.name, [...mine, ...awaited.unsettled]);
   return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: [...plans, ...awaited.plans], unforeseen: awaited.unforeseen };
+}
+
+/** One datum's plan: one object literal, all of one shape (a plan holds 10^5 of them). */
+function datumPlan(
+  pipeline: string,
+  datum: Datum,
+  key: string,
+  marker: TreeEntry | undefined,
+  action: DatumPlan['action'],
+  reason: string,
+  source?: DatumPlan['source'],
+  waitsOn?: DatumPlan['waitsOn'],
+): DatumPlan {
+  return { pipeline, name: datum.name, key, action, reason, outputDir: outputDir(pipeline, datum.name), marker: marker?.path ?? markerPath(pipeline, datum.name), datum, source, waitsOn };
 }
 
 /** A pipeline's markers by the datum they record. */

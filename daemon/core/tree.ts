@@ -35,20 +35,17 @@ export interface TreeSnapshot {
   readonly commit: string;
   /** Sorted by path. */
   readonly entries: readonly TreeEntry[];
-  readonly byPath: ReadonlyMap<string, TreeEntry>;
+  /** An entry by its path (a binary search: no map of 10^5 paths is built for the few looked up). */
+  readonly byPath: { get(path: string): TreeEntry | undefined; has(path: string): boolean };
 }
 
 export function makeSnapshot(commit: string, entries: TreeEntry[]): TreeSnapshot {
   const sorted = isSorted(entries) ? entries : [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  // The path map is built on first use: a plan finds most things by binary search and may never need it.
-  let byPath: Map<string, TreeEntry> | undefined;
-  return {
-    commit,
-    entries: sorted,
-    get byPath() {
-      return (byPath ??= new Map(sorted.map((e) => [e.path, e])));
-    },
+  const get = (p: string): TreeEntry | undefined => {
+    const e = sorted[lowerBound(sorted, p)];
+    return e?.path === p ? e : undefined;
   };
+  return { commit, entries: sorted, byPath: { get, has: (p) => get(p) !== undefined } };
 }
 
 function isSorted(entries: readonly TreeEntry[]): boolean {

@@ -106,7 +106,7 @@ function awaitedDatumName(input: InputSpec, dir: string): string | null | undefi
   if (!isAtOrBelow(dir, input.repo) && !isAtOrBelow(input.repo, dir)) return null;
   if (dir === input.repo || !isAtOrBelow(dir, input.repo)) return undefined;
   if (input.glob.isRoot) return '';
-  const hit = matchGlob(input.glob, [{ rel: `${dir.slice(input.repo.length + 1)}/${SOME_FILE}` }])[0];
+  const hit = matchGlob(input.glob, [`${dir.slice(input.repo.length + 1)}/${SOME_FILE}`], (rel) => rel)[0];
   if (!hit) return null;
   return hit.match.path.includes(SOME_FILE) ? undefined : hit.match.path;
 }

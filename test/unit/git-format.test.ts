@@ -34,14 +34,15 @@ describe('git formats', () => {
   });
 });
 
-describe('cat-file --batch as text', () => {
-  it('gives each object its text, skips missing ones, and agrees with the Buffer parser', async () => {
-    const { parseCatFileBatch, parseCatFileTexts } = await import('../../daemon/adapters/git-format.js');
+describe('cat-file --batch decoded in order', () => {
+  it('gives each object its decoding in the order asked, a missing one as undefined, as the Buffer parser reads them', async () => {
+    const { parseCatFileBatch, parseCatFileInOrder } = await import('../../daemon/adapters/git-format.js');
     const a = '1'.repeat(40);
     const b = '2'.repeat(40);
     const target = '../.git/annex/objects/é';
-    const out = Buffer.from(`${a} blob ${Buffer.byteLength(target)}\n${target}\n${'3'.repeat(40)} missing\n${b} blob 0\n\n`);
-    expect([...parseCatFileTexts(out)]).toEqual([[a, target], [b, '']]);
-    expect([...parseCatFileBatch(out)].map(([k, v]) => [k, v.toString('utf8')])).toEqual([...parseCatFileTexts(out)]);
+    const out = Buffer.from(`${a} blob ${Buffer.byteLength(target)}\n${target}\n${'3'.repeat(40)} missing\n${b} blob 0\n\n${a} blob ${Buffer.byteLength(target)}\n${target}\n`);
+    const texts = parseCatFileInOrder(out, (bytes, start, end) => bytes.toString('utf8', start, end));
+    expect(texts).toEqual([target, undefined, '', target]);
+    expect([...parseCatFileBatch(out).values()].map((v) => v.toString('utf8'))).toEqual([target, '']);
   });
 });

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { compileGlob, expandCaptureTemplate, GlobSyntaxError, matchGlob } from '../../daemon/core/glob.js';
 
 const files = ['a.txt', 'sub-01/anat/T1.nii', 'sub-01/func/bold.nii', 'sub-02/anat/T1.nii', 'notes/readme.md'].map((rel) => ({ rel }));
-const match = (g: string) => matchGlob(compileGlob(g), files).map((m) => [m.match.path, m.files.map((f) => f.rel)]);
+const match = (g: string) => matchGlob(compileGlob(g), files, (f) => f.rel).map((m) => [m.match.path, m.files.map((f) => f.rel)]);
 
 describe('Pachyderm glob semantics', () => {
   it('"/" is the whole repo as one datum', () => {
     expect(match('/')).toEqual([['', files.map((f) => f.rel)]]);
-    expect(matchGlob(compileGlob('/'), [])).toEqual([]);
+    expect(matchGlob(compileGlob('/'), [] as { rel: string }[], (f) => f.rel)).toEqual([]);
   });
   it('"/*" is each top-level entry; a directory brings its whole subtree', () => {
     expect(match('/*')).toEqual([
@@ -26,7 +26,7 @@ describe('Pachyderm glob semantics', () => {
   });
   it('patterns select by name, and capture groups are returned', () => {
     expect(match('/sub-*').map((m) => m[0])).toEqual(['sub-01', 'sub-02']);
-    const m = matchGlob(compileGlob('/(sub-*)/(*)'), files);
+    const m = matchGlob(compileGlob('/(sub-*)/(*)'), files, (f) => f.rel);
     expect(m.map((x) => x.match.captures)).toEqual([['sub-01', 'anat'], ['sub-01', 'func'], ['sub-02', 'anat']]);
     expect(match('/sub-0[2-9]').map((m) => m[0])).toEqual(['sub-02']);
     expect(match('/{a.txt,notes}').map((m) => m[0])).toEqual(['a.txt', 'notes']);
@@ -117,14 +117,14 @@ describe("Pachyderm's extended globs (cases from its glob package, ohmyglob)", (
   it('a negation never matches across "/"; "/!(**)" matches nothing, not names starting with "!"', () => {
     expect(compileGlob('/!(x)').regex.test('foo/bar')).toBe(false);
     const tree = ['!bang', 'a', 'b/c'].map((rel) => ({ rel }));
-    expect(matchGlob(compileGlob('/!(**)'), tree)).toEqual([]);
-    expect(matchGlob(compileGlob('/!(a)'), tree).map((m) => m.match.path)).toEqual(['!bang', 'b']);
+    expect(matchGlob(compileGlob('/!(**)'), tree, (f) => f.rel)).toEqual([]);
+    expect(matchGlob(compileGlob('/!(a)'), tree, (f) => f.rel).map((m) => m.match.path)).toEqual(['!bang', 'b']);
   });
 
   it('every group captures, in order of its "(", extended or not', () => {
     const g = compileGlob('/@(sub|ses)-(*)/+([0-9]).nii');
     expect(g.groupCount).toBe(3);
-    const m = matchGlob(g, [{ rel: 'sub-01/42.nii' }, { rel: 'ses-x/7.nii' }, { rel: 'run-1/1.nii' }]);
+    const m = matchGlob(g, [{ rel: 'sub-01/42.nii' }, { rel: 'ses-x/7.nii' }, { rel: 'run-1/1.nii' }], (f) => f.rel);
     expect(m.map((x) => [x.match.path, x.match.captures])).toEqual([
       ['ses-x/7.nii', ['ses', 'x', '7']],
       ['sub-01/42.nii', ['sub', '01', '42']],
