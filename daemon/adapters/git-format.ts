@@ -105,20 +105,23 @@ export function parseCatFileBatch(out: Buffer): Map<string, Buffer> {
  */
 export function parseCatFileInOrder<T>(out: Buffer, decode: (bytes: Buffer, start: number, end: number) => T): (T | undefined)[] {
   const res: (T | undefined)[] = [];
+  // Byte by byte in JS: headers are short, and each Buffer method call would cross into C++ (10^5 objects).
   for (let pos = 0; pos < out.length; ) {
-    const nl = out.indexOf(0x0a, pos);
-    if (nl < 0) break;
-    const sp1 = out.indexOf(0x20, pos);
-    const sp2 = sp1 < 0 ? -1 : out.indexOf(0x20, sp1 + 1);
-    // `<oid> missing`: one space in the header.
-    if (sp2 < 0 || sp2 > nl) {
+    let i = pos;
+    while (i < out.length && out[i] !== 0x20 && out[i] !== 0x0a) i++;
+    if (out[i] === 0x20) i++;
+    while (i < out.length && out[i] !== 0x20 && out[i] !== 0x0a) i++;
+    if (i >= out.length) break;
+    if (out[i] === 0x0a) {
+      // `<oid> missing` (one field after the id).
       res.push(undefined);
-      pos = nl + 1;
+      pos = i + 1;
       continue;
     }
-    const size = Number(out.toString('latin1', sp2 + 1, nl));
-    res.push(decode(out, nl + 1, nl + 1 + size));
-    pos = nl + 1 + size + 1;
+    let size = 0;
+    for (i++; i < out.length && out[i] !== 0x0a; i++) size = size * 10 + out[i]! - 0x30;
+    res.push(decode(out, i + 1, i + 1 + size));
+    pos = i + 1 + size + 1;
   }
   return res;
 }

@@ -15,7 +15,7 @@ import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Dataset } from './dataset.js';
 import { VERSION } from './install-dir.js';
-import { writeText } from './text-file.js';
+import { TextWriter } from './text-file.js';
 
 const FORMAT = 'minipach-plan-memo/1';
 
@@ -76,19 +76,16 @@ export class PlanMemo {
     const tmp = `${this.body}.${randomBytes(4).toString('hex')}.tmp`;
     const file = await open(tmp, 'w');
     const hash = createHash('sha256');
-    let length = 0;
+    // The plan is tens of megabytes: see text-file.ts.
+    const writer = new TextWriter(file, hash);
     return {
-      // As strings (see text-file.ts): the plan is tens of megabytes.
-      write: async (piece) => {
-        hash.update(piece, 'utf8');
-        length += await writeText(file, piece);
-      },
+      write: (piece) => writer.write(piece),
       commit: async (meta) => {
         await file.close();
         await rm(this.head, { force: true });
         await rename(tmp, this.body);
         const headTmp = `${tmp}.head`;
-        await writeFile(headTmp, JSON.stringify({ format: FORMAT, key, length, sha256: hash.digest('hex'), meta }));
+        await writeFile(headTmp, JSON.stringify({ format: FORMAT, key, length: writer.length, sha256: hash.digest('hex'), meta }));
         await rename(headTmp, this.head);
       },
       abandon: async () => {

@@ -42,6 +42,15 @@ let identityEnv: Record<string, string> | undefined;
 let loadedExeca: typeof import('execa').execa | undefined;
 const execa = async () => (loadedExeca ??= (await import('execa')).execa);
 
+/** git commands that never commit, so never need an identity to fall back on (asking whether one is configured is a process). */
+const GIT_READS = new Set(['rev-parse', 'ls-tree', 'cat-file', 'for-each-ref', 'log', 'diff-tree', 'symbolic-ref', 'merge-base', 'show', 'config', 'ls-files', 'show-ref']);
+
+/** The identity fallback `argv` needs: none for git's reads (`git [--opt...] <read> ...`). */
+function identityFor(argv: readonly string[]): Promise<Record<string, string>> | Record<string, string> {
+  if (argv[0] === 'git' && GIT_READS.has(argv.slice(1).find((a) => !a.startsWith('-')) ?? '')) return {};
+  return defaultEnv();
+}
+
 async function defaultEnv(): Promise<Record<string, string>> {
   if (!identityEnv) {
     const r = await collect(['git', 'config', '--get', 'user.email'], {}, 'utf8');
@@ -130,7 +139,7 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
 /** Runs a command and returns its result whatever the exit code. */
 export async function runUnchecked(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult<string>> {
   if (!opts.timeoutMs && !opts.detached && !opts.onSpawn) {
-    const r = await collect(argv, { ...opts, env: { ...(await defaultEnv()), ...opts.env } }, 'utf8');
+    const r = await collect(argv, { ...opts, env: { ...(await identityFor(argv)), ...opts.env } }, 'utf8');
     return { stdout: String(r.stdout), stderr: r.stderr, exitCode: r.exitCode, timedOut: false };
   }
   const { r, timedOut } = await exec(argv, opts, 'utf8');
@@ -143,7 +152,7 @@ export async function runUnchecked(argv: readonly string[], opts: RunOptions = {
  * reads (ls-tree, cat-file of 10^5 blobs, tens of megabytes) take half the time that way on these machines.
  */
 export async function runBuffer(argv: readonly string[], opts: RunOptions = {}): Promise<Buffer> {
-  if (!opts.timeoutMs && !opts.detached && !opts.onSpawn) return throughFiles(argv, { ...(await defaultEnv()), ...opts.env }, opts);
+  if (!opts.timeoutMs && !opts.detached && !opts.onSpawn) return throughFiles(argv, { ...(await identityFor(argv)), ...opts.env }, opts);
   const { r } = await exec(argv, opts, 'buffer');
   if (r.exitCode !== 0) throw new ProcessError(argv, r.exitCode, Buffer.from(r.stderr as unknown as Uint8Array).toString());
   return Buffer.from(r.stdout as unknown as Uint8Array);

@@ -7,12 +7,11 @@
  * directory changes nothing but time.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { comparableAnnexKey, gitContentKey } from '../core/content-key.js';
 import { MemoPipeline } from '../core/key-memo.js';
 import type { TreeEntry } from '../core/tree.js';
-import { writeText } from './text-file.js';
 
 const FORMAT = 'minipach-snapshot/3';
 
@@ -113,16 +112,11 @@ export class SnapshotCache {
   /** Writes a body under a header with its count of items and checksum; aside and renamed, so a reader never sees half a file. */
   private async writeChecked(name: string, commit: string, body: string, count: number): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    // Hashed and written as a string (see text-file.ts).
-    const header: Header = { format: FORMAT, commit, count, sha256: createHash('sha256').update(body, 'utf8').digest('hex') };
+    // Encoded once, for the hash and the file.
+    const bytes = Buffer.from(body, 'utf8');
+    const header: Header = { format: FORMAT, commit, count, sha256: sha256(bytes) };
     const tmp = path.join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
-    const file = await open(tmp, 'w');
-    try {
-      await writeText(file, `${JSON.stringify(header)}\n`);
-      await writeText(file, body);
-    } finally {
-      await file.close();
-    }
+    await writeFile(tmp, [`${JSON.stringify(header)}\n`, bytes]);
     await rename(tmp, path.join(this.dir, name));
   }
 

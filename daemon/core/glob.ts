@@ -190,7 +190,13 @@ export interface GlobMatch {
  */
 export function matchGlob<F>(glob: CompiledGlob, files: readonly F[], relOf: (file: F) => string): { match: GlobMatch; files: F[] }[] {
   if (glob.isRoot) return files.length ? [{ match: { path: '', captures: [] }, files: [...files] }] : [];
-  const byMatch = new Map<string, { match: GlobMatch; files: F[] }>();
+  // In path order (a snapshot's), the files under one candidate are consecutive: no map of candidates.
+  let sorted = true;
+  for (let i = 1; i < files.length && sorted; i++) sorted = relOf(files[i - 1]!) < relOf(files[i]!);
+  const byMatch = sorted ? undefined : new Map<string, { match: GlobMatch; files: F[] } | null>();
+  const out: { match: GlobMatch; files: F[] }[] = [];
+  let lastCandidate: string | undefined;
+  let lastHit: { match: GlobMatch; files: F[] } | null = null;
   for (const f of files) {
     const rel = relOf(f);
     let candidate: string;
@@ -207,18 +213,27 @@ export function matchGlob<F>(glob: CompiledGlob, files: readonly F[], relOf: (fi
         candidate = rel;
       } else candidate = rel.slice(0, end);
     }
-    let hit = byMatch.get(candidate);
-    if (!hit) {
-      const m = glob.regex.exec(candidate);
-      if (!m) continue;
-      hit = { match: { path: candidate, captures: m.slice(1).map((c) => c ?? '') }, files: [] };
-      byMatch.set(candidate, hit);
+    let hit: { match: GlobMatch; files: F[] } | null | undefined = lastCandidate === candidate ? lastHit : byMatch?.get(candidate);
+    if (hit === undefined) {
+      hit = matchOf(glob, candidate);
+      if (hit) out.push(hit);
+      byMatch?.set(candidate, hit);
     }
-    hit.files.push(f);
+    lastCandidate = candidate;
+    lastHit = hit;
+    hit?.files.push(f);
   }
-  const matches = [...byMatch.values()];
   // Files come in path order, so matches mostly do too: sorting 10^5 of them again costs tens of ms.
-  return matches.every((m, i) => i === 0 || matches[i - 1]!.match.path < m.match.path) ? matches : matches.sort((a, b) => (a.match.path < b.match.path ? -1 : 1));
+  return out.every((m, i) => i === 0 || out[i - 1]!.match.path < m.match.path) ? out : out.sort((a, b) => (a.match.path < b.match.path ? -1 : 1));
+}
+
+const NO_CAPTURES: readonly string[] = [];
+
+/** A candidate's match (with no files yet), or null; without capture groups, no match array is made. */
+function matchOf<F>(glob: CompiledGlob, candidate: string): { match: GlobMatch; files: F[] } | null {
+  if (!glob.groupCount) return glob.regex.test(candidate) ? { match: { path: candidate, captures: NO_CAPTURES }, files: [] } : null;
+  const m = glob.regex.exec(candidate);
+  return m ? { match: { path: candidate, captures: m.slice(1).map((c) => c ?? '') }, files: [] } : null;
 }
 
 /**

@@ -8,8 +8,8 @@
  * description, the glob itself (its effect is already in the relative paths), the pipeline's name.
  */
 import { resolveContainer, type ContainerDef } from './container.js';
-import { hashCanonical, hashStruct, gitBlobOid } from './hash.js';
-import type { Datum } from './datums.js';
+import { hashCanonicalParts, hashStruct, gitBlobOid } from './hash.js';
+import type { Datum, DatumInput } from './datums.js';
 import { SPEC_FILE, type PipelineSpec } from './spec.js';
 import { entriesUnder, isAtOrBelow, type TreeSnapshot } from './tree.js';
 
@@ -65,15 +65,55 @@ export function inputFingerprints(datum: Datum): InputFingerprint[] {
 
 export function datumKey(transformKey: string, datum: Datum, identity: 'content' | 'path'): string {
   // The canonical JSON of ['Datum', transformKey, inputs, name], inputs sorted by their own JSON, written
-  // piece by piece: the same bytes JSON.stringify gives the nested arrays (golden and equivalence tests
-  // hold the keys to that), without building them for each of 10^5 datums.
-  const inputs = datum.inputs.map((i) => {
-    let files = '';
-    for (let f = 0; f < i.files.length; f++) files += `${f ? ',' : ''}[${JSON.stringify(i.files[f]!.rel)},${JSON.stringify(i.files[f]!.entry.contentKey)}]`;
-    return `[${JSON.stringify(i.name)},${JSON.stringify(identity === 'path' ? i.path : '')},[${files}]]`;
-  });
-  if (inputs.length > 1) inputs.sort((a, b) => (a < b ? -1 : 1));
-  return hashCanonical(`["Datum",${JSON.stringify(transformKey)},[${inputs.join(',')}],${JSON.stringify(identity === 'path' ? datum.name : '')}]`);
+  // as parts joined once: the same bytes JSON.stringify gives the nested arrays (golden and equivalence
+  // tests hold the keys to that), without building the arrays, or a chain of strings, per datum (10^5).
+  const parts = KEY_PARTS;
+  parts.length = 0;
+  parts.push('["Datum",');
+  pushQuoted(parts, transformKey);
+  parts.push(',[');
+  if (datum.inputs.length === 1) pushInput(parts, datum.inputs[0]!, identity);
+  else {
+    const inputs = datum.inputs.map((i) => {
+      const own: string[] = [];
+      pushInput(own, i, identity);
+      return own.join('');
+    });
+    parts.push(inputs.sort((a, b) => (a < b ? -1 : 1)).join(','));
+  }
+  parts.push('],');
+  pushQuoted(parts, identity === 'path' ? datum.name : '');
+  parts.push(']');
+  return hashCanonicalParts(parts);
+}
+
+/** The parts of the key being written (one key at a time: datumKey is synchronous). */
+const KEY_PARTS: string[] = [];
+
+/** An input's JSON: [name, path or '', [[rel, content key], ...]]. */
+function pushInput(parts: string[], i: DatumInput, identity: 'content' | 'path'): void {
+  parts.push('[');
+  pushQuoted(parts, i.name);
+  parts.push(',');
+  pushQuoted(parts, identity === 'path' ? i.path : '');
+  parts.push(',[');
+  for (let f = 0; f < i.files.length; f++) {
+    parts.push(f ? ',[' : '[');
+    pushQuoted(parts, i.files[f]!.rel);
+    parts.push(',');
+    pushQuoted(parts, i.files[f]!.entry.contentKey);
+    parts.push(']');
+  }
+  parts.push(']]');
+}
+
+/** What JSON.stringify escapes in a string: quotes, backslashes, control characters, lone surrogates (any surrogate here). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify of a string, as parts; most names and keys need no escaping, and a test is cheaper than the call. */
+function pushQuoted(parts: string[], s: string): void {
+  if (NEEDS_ESCAPE.test(s)) parts.push(JSON.stringify(s));
+  else parts.push('"', s, '"');
 }
 
 /** Where a datum's outputs go. */

@@ -11,7 +11,6 @@ import {
   datumNameOfMarker,
   inputFingerprints,
   markerOid,
-  markerPath,
   MissingCodePath,
   outputDir,
   transformIdentity,
@@ -20,7 +19,7 @@ import {
 } from './identity.js';
 import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
-import type { DatumPlan } from './datum-plan.js';
+import { PlannedDatum, type DatumPlan } from './datum-plan.js';
 import { awaitedDatums, blockedBehind, UnsettledIndex, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
@@ -185,7 +184,7 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
     }
     const markerEntry = markers.get(datum.name);
     if (markerEntry) markers.delete(datum.name);
-    const plan = (action: DatumPlan['action'], reason: string, source?: DatumPlan['source'], waitsOn?: DatumPlan['waitsOn']) => datumPlan(spec.name, datum, key, markerEntry, action, reason, source, waitsOn);
+    const plan = (action: DatumPlan['action'], reason: string, source?: DatumPlan['source'], waitsOn?: DatumPlan['waitsOn']) => new PlannedDatum(spec.name, datum, key, markerEntry?.path, action, reason, source, waitsOn);
     const waitingOn = unsettledIndex.readBy(datum);
     if (waitingOn) {
       const blocked = blockedBehind(waitingOn.cause, index.failures);
@@ -239,21 +238,7 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   const awaited = awaitedDatums(spec, datums, plans, unsettled, index.failures);
   for (const u of awaited.unforeseen) notes.push(`more datums may appear once upstream ${u} is settled; what reads ${spec.name} waits until then`);
   if (mine) ctx.unsettled.set(spec.name, [...mine, ...awaited.unsettled]);
-  return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: [...plans, ...awaited.plans], unforeseen: awaited.unforeseen };
-}
-
-/** One datum's plan: one object literal, all of one shape (a plan holds 10^5 of them). */
-function datumPlan(
-  pipeline: string,
-  datum: Datum,
-  key: string,
-  marker: TreeEntry | undefined,
-  action: DatumPlan['action'],
-  reason: string,
-  source?: DatumPlan['source'],
-  waitsOn?: DatumPlan['waitsOn'],
-): DatumPlan {
-  return { pipeline, name: datum.name, key, action, reason, outputDir: outputDir(pipeline, datum.name), marker: marker?.path ?? markerPath(pipeline, datum.name), datum, source, waitsOn };
+  return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: awaited.plans.length ? [...plans, ...awaited.plans] : plans, unforeseen: awaited.unforeseen };
 }
 
 /** A pipeline's markers by the datum they record. */

@@ -23,8 +23,9 @@ export interface PlanAtHead {
  */
 export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), store = new ResultStore(ds)): Promise<PlanAtHead> {
   const head = (await ds.repo.resolve(ds.ref))!;
-  const snapshot = await reader.read(head);
-  const [specs, index, memo] = await Promise.all([reader.readSpecs(snapshot), store.load(head), reader.keyMemo(head)]);
+  // The index is read from the results refs and the history, the snapshot from the tree: side by side.
+  const [snapshot, index] = await Promise.all([reader.read(head), store.load(head)]);
+  const [specs, memo] = await Promise.all([reader.readSpecs(snapshot), reader.keyMemo(head)]);
   const containers = await reader.readContainers(snapshot, specs);
   const plan = planDataset({ snapshot, specs, index, memo, containers });
   // Kept for this commit when it has none yet, or when keys were hashed (new datums, changed inputs).

@@ -131,4 +131,14 @@ describe("Pachyderm's extended globs (cases from its glob package, ohmyglob)", (
     ]);
     expect(() => compileGlob('/@(a|b')).toThrow(/unclosed "\("/);
   });
+  it('gathers the files of one match wherever they come in the list, and gives matches in path order', () => {
+    const unsorted = [{ rel: 'b/x' }, { rel: 'a/y' }, { rel: 'c' }, { rel: 'b/z' }, { rel: 'a/w' }];
+    expect(matchGlob(compileGlob('/*'), unsorted, (f) => f.rel).map((m) => [m.match.path, m.files.map((f) => f.rel)])).toEqual([
+      ['a', ['a/y', 'a/w']],
+      ['b', ['b/x', 'b/z']],
+      ['c', ['c']],
+    ]);
+    const captured = matchGlob(compileGlob('/(*)'), unsorted, (f) => f.rel);
+    expect(captured.map((m) => [m.match.path, m.match.captures])).toEqual([['a', ['a']], ['b', ['b']], ['c', ['c']]]);
+  });
 });

@@ -16,8 +16,7 @@ export function register(program: Command): void {
     .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
       const { fetchAllSharedResults } = await import('../../results/shared-ref.js');
       const ds = await openDataset(dir, o.branch);
-      const warnings = o.fetch ? await fetchAllSharedResults(ds) : [];
-      const price = await cpuHourCost(ds, o.cpuHourCost);
+      const [warnings, price] = await Promise.all([o.fetch ? fetchAllSharedResults(ds) : [], cpuHourCost(ds, o.cpuHourCost)]);
       if (o.json) return planJson(ds, price, warnings);
       const [{ forecastPlan }, { planAtHead }] = await Promise.all([import('../../core/cost.js'), import('../../schedule/plan-at-head.js')]);
       const { plan, index } = await planAtHead(ds);
