@@ -190,15 +190,24 @@ export interface GlobMatch {
  */
 export function matchGlob<F>(glob: CompiledGlob, files: readonly F[], relOf: (file: F) => string): { match: GlobMatch; files: F[] }[] {
   if (glob.isRoot) return files.length ? [{ match: { path: '', captures: [] }, files: [...files] }] : [];
-  // In path order (a snapshot's), the files under one candidate are consecutive: no map of candidates.
-  let sorted = true;
-  for (let i = 1; i < files.length && sorted; i++) sorted = relOf(files[i - 1]!) < relOf(files[i]!);
-  const byMatch = sorted ? undefined : new Map<string, { match: GlobMatch; files: F[] } | null>();
+  // In path order (a snapshot's), the files under one candidate are consecutive: no map of candidates is
+  // needed. Files out of order are matched again with one.
+  const out = matchFiles(glob, files, relOf, false) ?? matchFiles(glob, files, relOf, true)!;
+  // Files come in path order, so matches mostly do too: sorting 10^5 of them again costs tens of ms.
+  return out.every((m, i) => i === 0 || out[i - 1]!.match.path < m.match.path) ? out : out.sort((a, b) => (a.match.path < b.match.path ? -1 : 1));
+}
+
+/** The matches of `files`; undefined, without `mapped`, when the files are not in path order. */
+function matchFiles<F>(glob: CompiledGlob, files: readonly F[], relOf: (file: F) => string, mapped: boolean): { match: GlobMatch; files: F[] }[] | undefined {
+  const byMatch = mapped ? new Map<string, { match: GlobMatch; files: F[] } | null>() : undefined;
   const out: { match: GlobMatch; files: F[] }[] = [];
+  let lastRel: string | undefined;
   let lastCandidate: string | undefined;
   let lastHit: { match: GlobMatch; files: F[] } | null = null;
   for (const f of files) {
     const rel = relOf(f);
+    if (!mapped && lastRel !== undefined && !(lastRel < rel)) return undefined;
+    lastRel = rel;
     let candidate: string;
     if (glob.depth === undefined) candidate = rel;
     else {
@@ -223,8 +232,7 @@ export function matchGlob<F>(glob: CompiledGlob, files: readonly F[], relOf: (fi
     lastHit = hit;
     hit?.files.push(f);
   }
-  // Files come in path order, so matches mostly do too: sorting 10^5 of them again costs tens of ms.
-  return out.every((m, i) => i === 0 || out[i - 1]!.match.path < m.match.path) ? out : out.sort((a, b) => (a.match.path < b.match.path ? -1 : 1));
+  return out;
 }
 
 const NO_CAPTURES: readonly string[] = [];

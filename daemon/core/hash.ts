@@ -36,11 +36,6 @@ export function hashCanonical(json: string): string {
   return hash('sha256', KEY_PREFIX + json);
 }
 
-/** hashCanonical of `parts` joined: one string built per key (10^5 datum keys), not a chain of them. */
-export function hashCanonicalParts(parts: readonly string[]): string {
-  return hash('sha256', KEY_PREFIX + parts.join(''));
-}
-
 const KEY_PREFIX = `${KEY_VERSION}\0`;
 
 /** The object id git gives a blob with this content (so a blob can be recognised without reading it). */

@@ -85,7 +85,8 @@ export function entriesUnder(snapshot: TreeSnapshot, dir: string): TreeEntry[] {
 
 /** `a/b` is at or below `a`; `''` contains everything. */
 export function isAtOrBelow(path: string, dir: string): boolean {
-  return dir === '' || path === dir || path.startsWith(dir + '/');
+  // Without building `dir + '/'`: this is asked for every datum and file of a plan.
+  return dir === '' || path === dir || (path.length > dir.length && path.charCodeAt(dir.length) === 0x2f && path.startsWith(dir));
 }
 
 /** Joins dataset-relative path parts, skipping empty ones. */
