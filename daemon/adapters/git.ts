@@ -69,6 +69,11 @@ export class GitRepo {
     return parseLsTree(out);
   }
 
+  /** Every file of `commit` as `ls-tree -r -z` lists them, unparsed (a snapshot keeps the listing as it came). */
+  listFiles(commit: string): Promise<Buffer> {
+    return runBuffer(['git', 'ls-tree', '-r', '-z', '--full-tree', commit], { cwd: this.dir, env: this.env() });
+  }
+
   /** The directories of `commit` (recursively, or only `paths` among them). */
   async lsTreeDirs(commit: string, paths?: readonly string[]): Promise<string[]> {
     const out = await this.git(['ls-tree', '-d', ...(paths ? [] : ['-r']), '--name-only', commit, ...(paths ? ['--', ...paths] : [])]);

@@ -9,22 +9,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { comparableAnnexKey, gitContentKey } from '../core/content-key.js';
 import { MemoPipeline } from '../core/key-memo.js';
-import type { TreeEntry } from '../core/tree.js';
+import { MODE_GITLINK, treeEntry, type TreeEntry } from '../core/tree.js';
+import { parseLsTree } from './git-format.js';
 
-const FORMAT = 'minipach-snapshot/3';
+const FORMAT = 'minipach-snapshot/4';
 
 /** Snapshots kept: the last few commits planned (a re-plan, a branch and its base, a rebase). */
 const KEEP = 3;
 
 /**
- * A snapshot as stored: per entry its path, mode, blob id and annex key (or ''), every field followed by a
- * NUL (which no git path holds); the content key is derived again on load. Splitting on NUL reads 10^5
- * entries three times faster than JSON.parse.
+ * A snapshot as stored: its files as `git ls-tree -r -z` lists them (the listing a whole read got from git,
+ * kept as it came, or written out for a snapshot made from a diff), then each file's annex key or '' in the
+ * same order, each followed by a NUL (which no git path or key holds). The content keys are derived again
+ * on load.
  */
-const FIELDS = 4;
-
 /** One pipeline of a key memo as stored: [name, signature, names, inputs, keys, markers] (its columns). */
 type KeysRow = [string, string, string[], string[], string[], string[]];
 
@@ -33,6 +32,8 @@ interface Header {
   readonly commit: string;
   readonly count: number;
   readonly sha256: string;
+  /** A snapshot's: how many bytes of the body are the listing. */
+  readonly listing?: number;
 }
 
 export interface CachedSnapshot {
@@ -65,10 +66,16 @@ export class SnapshotCache {
     return undefined;
   }
 
-  /** Caches `entries` (sorted, as in a snapshot) for `commit`, keeping the last few commits. */
-  async save(commit: string, entries: readonly TreeEntry[]): Promise<void> {
-    const body = entries.map((e) => `${e.path}\0${e.mode}\0${e.oid}\0${e.annexKey ?? ''}\0`).join('');
-    await this.writeChecked(`${commit}.snapshot`, commit, body, entries.length);
+  /** Caches `entries` for `commit`, keeping the last few commits. */
+  save(commit: string, entries: readonly TreeEntry[]): Promise<void> {
+    const listing = Buffer.from(entries.map((e) => `${e.mode} ${e.mode === MODE_GITLINK ? 'commit' : 'blob'} ${e.oid}\t${e.path}\0`).join(''), 'utf8');
+    return this.saveListing(commit, listing, entries.map((e) => e.annexKey));
+  }
+
+  /** Caches a commit read whole: git's listing of its files as it came, and their annex keys in its order. */
+  async saveListing(commit: string, listing: Buffer, annexKeys: readonly (string | undefined)[]): Promise<void> {
+    const keys = Buffer.from(annexKeys.map((k) => `${k ?? ''}\0`).join(''), 'utf8');
+    await this.writeChecked(`${commit}.snapshot`, commit, [listing, keys], annexKeys.length, listing.length);
     for (const old of (await this.listed()).slice(KEEP)) {
       await rm(this.file(old.commit), { force: true });
       await rm(path.join(this.dir, `${old.commit}.keys`), { force: true });
@@ -81,15 +88,15 @@ export class SnapshotCache {
   }
 
   async saveKeys(commit: string, memo: ReadonlyMap<string, MemoPipeline>): Promise<void> {
-    const rows = [...memo].map(([name, m]): KeysRow => [name, m.signature, [...m.names], [...m.inputs], [...m.keys], [...m.markers]]);
-    await this.writeChecked(`${commit}.keys`, commit, JSON.stringify(rows), rows.length);
+    const rows = [...memo].map(([name, m]) => [name, m.signature, m.names, m.inputs, m.keys, m.markers]);
+    await this.writeChecked(`${commit}.keys`, commit, [Buffer.from(JSON.stringify(rows), 'utf8')], rows.length);
   }
 
   /**
    * A cache file's body, decoded: only when its header names this format and commit, its checksum
    * matches, and the body decodes to `count` items. Anything else is dropped, and undefined returned.
    */
-  private async readChecked<T>(name: string, commit: string, decode: (body: string, count: number) => T | undefined): Promise<T | undefined> {
+  private async readChecked<T>(name: string, commit: string, decode: (body: Buffer, header: Header) => T | undefined): Promise<T | undefined> {
     if (!/^[0-9a-f]{40,64}$/.test(commit)) return undefined;
     const file = path.join(this.dir, name);
     const bytes = await readFile(file).catch(() => undefined);
@@ -100,7 +107,7 @@ export class SnapshotCache {
       const header = JSON.parse(bytes.subarray(0, nl).toString('utf8')) as Header;
       const body = bytes.subarray(nl + 1);
       if (nl > 0 && header.format === FORMAT && header.commit === commit && typeof header.count === 'number' && sha256(body) === header.sha256) {
-        decoded = decode(body.toString('utf8'), header.count);
+        decoded = decode(body, header);
       }
     } catch {
       decoded = undefined;
@@ -110,13 +117,13 @@ export class SnapshotCache {
   }
 
   /** Writes a body under a header with its count of items and checksum; aside and renamed, so a reader never sees half a file. */
-  private async writeChecked(name: string, commit: string, body: string, count: number): Promise<void> {
+  private async writeChecked(name: string, commit: string, body: readonly Buffer[], count: number, listing?: number): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    // Encoded once, for the hash and the file.
-    const bytes = Buffer.from(body, 'utf8');
-    const header: Header = { format: FORMAT, commit, count, sha256: sha256(bytes) };
+    const hash = createHash('sha256');
+    for (const b of body) hash.update(b);
+    const header: Header = { format: FORMAT, commit, count, sha256: hash.digest('hex'), ...(listing !== undefined ? { listing } : {}) };
     const tmp = path.join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
-    await writeFile(tmp, [`${JSON.stringify(header)}\n`, bytes]);
+    await writeFile(tmp, [`${JSON.stringify(header)}\n`, ...body]);
     await rename(tmp, path.join(this.dir, name));
   }
 
@@ -133,27 +140,26 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const strings = (x: unknown, n?: number): x is string[] => Array.isArray(x) && (n === undefined || x.length === n) && x.every((s) => typeof s === 'string');
 
 /** A snapshot's body as entries, or undefined when it does not hold `count` of them. */
-function decodeEntries(body: string, count: number): TreeEntry[] | undefined {
-  const fields = body.split('\0');
-  // Every field ends in a NUL: the split leaves one empty string after the last.
-  if (fields.length !== count * FIELDS + 1 || fields[fields.length - 1] !== '') return undefined;
+function decodeEntries(body: Buffer, header: Header): TreeEntry[] | undefined {
+  if (typeof header.listing !== 'number' || header.listing > body.length) return undefined;
+  const listed = parseLsTree(body.subarray(0, header.listing));
+  const keys = body.toString('utf8', header.listing).split('\0');
+  // Every key ends in a NUL: the split leaves one empty string after the last.
+  if (listed.length !== header.count || keys.length !== header.count + 1 || keys[header.count] !== '') return undefined;
   const entries: TreeEntry[] = [];
-  for (let i = 0; i < fields.length - 1; i += FIELDS) {
-    const p = fields[i]!;
-    const mode = fields[i + 1]!;
-    const oid = fields[i + 2]!;
-    const annexKey = fields[i + 3]!;
+  for (let i = 0; i < listed.length; i++) {
+    const { path: p, mode, oid } = listed[i]!;
     // The checksum vouches for the bytes; these catch a body written wrong (cheaply: 10^5 entries).
     if (!p || mode.length !== 6 || (oid.length !== 40 && oid.length !== 64)) return undefined;
-    entries.push(annexKey ? { path: p, mode, oid, contentKey: comparableAnnexKey(annexKey), annexKey } : { path: p, mode, oid, contentKey: gitContentKey(oid) });
+    entries.push(treeEntry(p, mode, oid, keys[i] || undefined));
   }
   return entries;
 }
 
 /** A key memo's rows (one per pipeline), or undefined when one is malformed. */
-function decodeKeys(body: string, count: number): Map<string, MemoPipeline> | undefined {
-  const rows: unknown = JSON.parse(body);
-  if (!Array.isArray(rows) || rows.length !== count) return undefined;
+function decodeKeys(body: Buffer, header: Header): Map<string, MemoPipeline> | undefined {
+  const rows: unknown = JSON.parse(body.toString('utf8'));
+  if (!Array.isArray(rows) || rows.length !== header.count) return undefined;
   const memo = new Map<string, MemoPipeline>();
   for (const row of rows) {
     if (!Array.isArray(row) || row.length !== 6 || typeof row[0] !== 'string' || typeof row[1] !== 'string' || !strings(row[2])) return undefined;

@@ -13,16 +13,11 @@ import { Annex } from './annex.js';
 import { annexKeyInBlob, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
 import { loadSpec, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
 import { CONTAINER_KEYS, containersOfConfig, DATALAD_CONFIG, type ContainerDef } from '../core/container.js';
-import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from '../core/tree.js';
+import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, treeEntry, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from '../core/tree.js';
+import { parseLsTree } from './git-format.js';
 
 /** Blob ids whose keys a read keeps, at most (see annexKeysOf). */
 const KEEP_KEYS = 10_000;
-
-/** A snapshot entry: two shapes only (10^5 of them), a file in git and an annexed file; `subdatasets` only inside one. */
-function entryOf(e: LsTreeEntry, p: string, annexKey: string | undefined, subdatasets: readonly SubdatasetRef[] | undefined): TreeEntry {
-  const entry: TreeEntry = annexKey ? { path: p, mode: e.mode, oid: e.oid, contentKey: comparableAnnexKey(annexKey), annexKey } : { path: p, mode: e.mode, oid: e.oid, contentKey: gitContentKey(e.oid) };
-  return subdatasets ? { ...entry, subdatasets } : entry;
-}
 
 export class SnapshotReader {
   /** Blob id -> the annex key it names, or null when it is not an annex link/pointer. Blob ids never change meaning. */
@@ -70,10 +65,11 @@ export class SnapshotReader {
   private kept?: { readonly commit: string; readonly pipelines: ReadonlyMap<string, MemoPipeline> };
 
   private async readWhole(commit: string): Promise<TreeSnapshot> {
-    const snapshot = makeSnapshot(commit, await this.readTree(this.repo, commit, '', undefined));
+    const { entries, listing, keys } = await this.readTree(this.repo, commit, '', undefined);
+    const snapshot = makeSnapshot(commit, entries);
     this.howRead = { commit, source: 'read', changed: [] };
     // A subdataset's entries depend on whether it is installed here, not on the commit alone: not cached.
-    if (this.cache && !snapshot.entries.some((e) => e.mode === MODE_GITLINK)) await this.cache.save(commit, snapshot.entries);
+    if (this.cache && !snapshot.entries.some((e) => e.mode === MODE_GITLINK)) await this.cache.saveListing(commit, listing, keys);
     return snapshot;
   }
 
@@ -95,7 +91,7 @@ export class SnapshotReader {
     const listing = changes.flatMap((c): LsTreeEntry[] => (c.deleted ? [] : [{ mode: c.mode, type: 'blob', oid: c.oid, size: undefined, path: c.path }]));
     const keys = await this.annexKeysOf(listing, this.repo);
     const changed = new Set(changes.map((c) => c.path));
-    const entries = [...base.entries.filter((e) => !changed.has(e.path)), ...listing.map((e, i) => entryOf(e, e.path, keys[i], undefined))];
+    const entries = [...base.entries.filter((e) => !changed.has(e.path)), ...listing.map((e, i) => treeEntry(e.path, e.mode, e.oid, keys[i]))];
     const snapshot = makeSnapshot(commit, entries);
     await this.cache.save(commit, snapshot.entries);
     this.howRead = { commit, source: 'diff', base: base.commit, changed: [...changed] };
@@ -106,8 +102,9 @@ export class SnapshotReader {
    * The files of `commit` in `repo`, paths prefixed with `prefix`. Installed subdatasets are descended into
    * at their recorded commit, so globs see their files too; those entries name their subdataset.
    */
-  private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<TreeEntry[]> {
-    const listing = await repo.lsTree(commit, undefined, { sizes: false });
+  private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<{ entries: TreeEntry[]; listing: Buffer; keys: (string | undefined)[] }> {
+    const raw = await repo.listFiles(commit);
+    const listing = parseLsTree(raw);
     const keys = await this.annexKeysOf(listing, repo);
     const entries: TreeEntry[] = [];
     for (let i = 0; i < listing.length; i++) {
@@ -117,12 +114,13 @@ export class SnapshotReader {
       if (e.mode === MODE_GITLINK) {
         const tree = await this.subdatasetTree(repo, e.path, e.oid);
         entries.push({ path: p, mode: e.mode, oid: e.oid, contentKey: tree ? `TREE-${tree}` : `GITLINK-${e.oid}`, subdatasets });
-        if (tree) entries.push(...(await this.readTree(new GitRepo(path.join(repo.dir, e.path)), e.oid, p + '/', [...(subdatasets ?? []), { path: p, commit: e.oid }])));
+        if (tree) entries.push(...(await this.readTree(new GitRepo(path.join(repo.dir, e.path)), e.oid, p + '/', [...(subdatasets ?? []), { path: p, commit: e.oid }])).entries);
         continue;
       }
-      entries.push(entryOf(e, p, keys[i], subdatasets));
+      entries.push(treeEntry(p, e.mode, e.oid, keys[i], subdatasets));
     }
-    return entries;
+    // The listing as git gave it, with the keys in its order: what the snapshot cache keeps.
+    return { entries, listing: raw, keys };
   }
 
   /**

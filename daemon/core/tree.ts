@@ -3,6 +3,8 @@
  * then queried in memory by the planner. Paths are dataset-relative, '/'-separated, sorted.
  */
 
+import { comparableAnnexKey, gitContentKey } from './content-key.js';
+
 export const MODE_SYMLINK = '120000';
 export const MODE_GITLINK = '160000';
 /** git's all-zero object id: "no commit" in ref updates, hooks and webhooks (a deletion or a creation). */
@@ -29,6 +31,33 @@ export interface TreeEntry {
   readonly annexKey?: string;
   /** The subdatasets holding this entry, outermost first, each at its recorded commit (absent at top level). */
   readonly subdatasets?: readonly SubdatasetRef[];
+}
+
+/**
+ * A file's entry as a snapshot holds it (10^5 of them): a file in git keys its content by blob id, an
+ * annexed file by its annex key; the latter's content key is derived when asked, not kept beside the key.
+ */
+export function treeEntry(path: string, mode: string, oid: string, annexKey: string | undefined, subdatasets?: readonly SubdatasetRef[]): TreeEntry {
+  const entry: TreeEntry = annexKey ? new AnnexedEntry(path, mode, oid, annexKey) : { path, mode, oid, contentKey: gitContentKey(oid) };
+  return subdatasets ? { ...plainEntry(entry), subdatasets } : entry;
+}
+
+class AnnexedEntry implements TreeEntry {
+  constructor(
+    readonly path: string,
+    readonly mode: string,
+    readonly oid: string,
+    readonly annexKey: string,
+  ) {}
+
+  get contentKey(): string {
+    return comparableAnnexKey(this.annexKey);
+  }
+}
+
+/** An entry as a plain object (its derived fields too), to copy or serialise. */
+export function plainEntry(e: TreeEntry): TreeEntry {
+  return e.annexKey ? { path: e.path, mode: e.mode, oid: e.oid, contentKey: e.contentKey, annexKey: e.annexKey } : { path: e.path, mode: e.mode, oid: e.oid, contentKey: e.contentKey };
 }
 
 export interface TreeSnapshot {

@@ -101,6 +101,10 @@ describe('the snapshot cache', () => {
     expect(warm.planning.hashed).toBe(1);
     const computes = warm.plan.pipelines[0]!.datums.filter((d) => d.action !== 'skip');
     expect(computes.map((d) => [d.name, d.action])).toEqual([['s07', 'compute']]);
+    // The snapshot made from the diff was cached in its turn: read back, it plans the same.
+    const again = await plan();
+    expect(again.planning.snapshot).toBe('cached');
+    expect(again.plan).toEqual(warm.plan);
     rmSync(cacheDir(), { recursive: true, force: true });
     const cold = await plan();
     expect(cold.planning.snapshot).toBe('read');
