@@ -4,7 +4,8 @@
  */
 import { datumLabel } from '../core/datum-label.js';
 import type { CostReport, Forecast } from '../core/cost.js';
-import type { Plan } from '../core/plan.js';
+import type { DatumPlan, Plan } from '../core/plan.js';
+import { jsonString } from '../core/json-text.js';
 import type { Explanation } from '../core/provenance.js';
 import type { ScheduleReport } from '../schedule/report.js';
 
@@ -29,25 +30,31 @@ export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {},
       transform_key: p.transform?.key,
     });
     yield `${i ? ',' : ''}${head.slice(0, -1)},"datums":[`;
-    // 10^5 datums, a thousand at a time as plain objects: JSON.stringify writes an array of them natively,
-    // faster than joining a string per field.
+    // 10^5 datums, a thousand at a time, written field by field: the text JSON.stringify gives each as an
+    // object (a test holds it to that), in two thirds of the time here.
     for (let from = 0; from < p.datums.length; from += 1000) {
-      const chunk = p.datums.slice(from, from + 1000).map((d) => ({
-        name: d.name,
-        key: d.key,
-        action: d.action,
-        reason: d.reason,
-        output: d.outputDir,
-        inputs: d.datum?.inputs.map((x) => ({ name: x.name, path: x.path, files: x.files.length })),
-        source: d.source && !('pending' in d.source) ? { pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit } : undefined,
-      }));
-      yield `${from ? ',' : ''}${JSON.stringify(chunk).slice(1, -1)}`;
+      let chunk = '';
+      for (let j = from; j < Math.min(p.datums.length, from + 1000); j++) chunk += (j ? ',' : '') + datumJson(p.datums[j]!);
+      yield chunk;
     }
     yield ']}';
   }
   yield ']';
   yield* jsonFields(extra);
   if (close) yield '}\n';
+}
+
+/** One datum of `plan --json`. */
+export function datumJson(d: DatumPlan): string {
+  let s = '{"name":' + jsonString(d.name) + ',"key":' + jsonString(d.key) + ',"action":' + jsonString(d.action) + ',"reason":' + jsonString(d.reason) + ',"output":' + jsonString(d.outputDir);
+  if (d.datum) {
+    const inputs = d.datum.inputs;
+    s += ',"inputs":[';
+    for (let k = 0; k < inputs.length; k++) s += (k ? ',{"name":' : '{"name":') + jsonString(inputs[k]!.name) + ',"path":' + jsonString(inputs[k]!.path) + ',"files":' + inputs[k]!.files.length + '}';
+    s += ']';
+  }
+  if (d.source && !('pending' in d.source)) s += ',"source":' + JSON.stringify({ pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit });
+  return s + '}';
 }
 
 /** `,"key":value` for each defined field: the rest of an object whose first fields are already out. */

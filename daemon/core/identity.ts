@@ -9,6 +9,7 @@
  */
 import { resolveContainer, type ContainerDef } from './container.js';
 import { hashCanonical, hashStruct, gitBlobOid } from './hash.js';
+import { jsonString } from './json-text.js';
 import type { Datum, DatumInput } from './datums.js';
 import { SPEC_FILE, type PipelineSpec } from './spec.js';
 import { entriesUnder, isAtOrBelow, type TreeSnapshot } from './tree.js';
@@ -74,21 +75,15 @@ export function datumKey(transformKey: string, datum: Datum, identity: 'content'
     const each = datum.inputs.map((i) => inputJson(i, identity));
     inputs = each.sort((a, b) => (a < b ? -1 : 1)).join(',');
   }
-  return hashCanonical('["Datum",' + quote(transformKey) + ',[' + inputs + '],' + quote(identity === 'path' ? datum.name : '') + ']');
+  return hashCanonical('["Datum",' + jsonString(transformKey) + ',[' + inputs + '],' + jsonString(identity === 'path' ? datum.name : '') + ']');
 }
 
 /** An input's JSON: [name, path or '', [[rel, content key], ...]]. */
 function inputJson(i: DatumInput, identity: 'content' | 'path'): string {
-  let s = '[' + quote(i.name) + ',' + quote(identity === 'path' ? i.path : '') + ',[';
-  for (let f = 0; f < i.files.length; f++) s += (f ? ',[' : '[') + quote(i.files[f]!.rel) + ',' + quote(i.files[f]!.entry.contentKey) + ']';
+  let s = '[' + jsonString(i.name) + ',' + jsonString(identity === 'path' ? i.path : '') + ',[';
+  for (let f = 0; f < i.files.length; f++) s += (f ? ',[' : '[') + jsonString(i.files[f]!.rel) + ',' + jsonString(i.files[f]!.entry.contentKey) + ']';
   return s + ']]';
 }
-
-/** What JSON.stringify escapes in a string: quotes, backslashes, control characters, lone surrogates (any surrogate here). */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** JSON.stringify of a string; most names and keys need no escaping, and a test is cheaper than the call. */
-const quote = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"');
 
 /** Where a datum's outputs go. */
 export function outputDir(pipeline: string, datumName: string): string {
