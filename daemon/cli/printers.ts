@@ -46,7 +46,7 @@ export function* planJsonPieces(plan: Plan, extra: Record<string, unknown> = {},
 
 /** One datum of `plan --json`. */
 export function datumJson(d: DatumPlan): string {
-  let s = '{"name":' + jsonString(d.name) + ',"key":' + jsonString(d.key) + ',"action":' + jsonString(d.action) + ',"reason":' + jsonString(d.reason) + ',"output":' + jsonString(d.outputDir);
+  let s = '{"name":' + jsonString(d.name) + ',"key":' + jsonString(d.key) + ',"action":"' + d.action + '","reason":' + reasonJson(d.reason) + ',"output":' + jsonString(d.outputDir);
   if (d.datum) {
     const inputs = d.datum.inputs;
     s += ',"inputs":[';
@@ -56,6 +56,13 @@ export function datumJson(d: DatumPlan): string {
   if (d.source && !('pending' in d.source)) s += ',"source":' + JSON.stringify({ pipeline: d.source.pipeline, datum: d.source.datum, commit: d.source.runCommit });
   return s + '}';
 }
+
+/** A reason as JSON: most datums of a plan share theirs ('new datum', 'outputs are current'). */
+function reasonJson(reason: string): string {
+  if (reason !== lastReason.text) lastReason = { text: reason, json: jsonString(reason) };
+  return lastReason.json;
+}
+let lastReason = { text: '', json: '""' };
 
 /** `,"key":value` for each defined field: the rest of an object whose first fields are already out. */
 export function* jsonFields(fields: Record<string, unknown>): Generator<string> {

@@ -49,3 +49,12 @@ describe('content keys from git objects', () => {
     expect([...batch.entries()].map(([k, v]) => [k, v.toString()])).toEqual([['aaa', 'xyz'], ['ccc', '']]);
   });
 });
+
+describe('annex keys', () => {
+  it('are recognised as the pattern says', async () => {
+    const { isAnnexKey } = await import('../../daemon/core/content-key.js');
+    const pattern = /^[A-Z0-9]+E?-[^/\n]*--[^/\n]+$/;
+    const cases = [K, 'SHA256-s6--abc', 'SHA256E-s6--abc.nii.gz', 'WORM-s3-m1--a b', 'WORM--x', 'WORM---x', 'MD5E-s6--', 'md5e-s6--abc', '-s6--abc', 'MD5E', 'MD5E-', 'MD5E-s6-abc', 'MD5E-s6--a/b', 'MD5E-s6--abc\n', 'MD5E-s/6--abc', 'M-D5-s--x', 'URL--http:', 'A---', 'A----', 'A-b--c--d', 'É-s--x', ''];
+    for (const c of cases) expect(isAnnexKey(c), c).toBe(pattern.test(c));
+  });
+});
