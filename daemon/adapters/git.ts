@@ -70,8 +70,8 @@ export class GitRepo {
   }
 
   /** Every file of `commit` as `ls-tree -r -z` lists them, unparsed (a snapshot keeps the listing as it came). */
-  listFiles(commit: string): Promise<Buffer> {
-    return runBuffer(['git', 'ls-tree', '-r', '-z', '--full-tree', commit], { cwd: this.dir, env: this.env() });
+  listFiles(commit: string, whileRunning?: () => void): Promise<Buffer> {
+    return runBuffer(['git', 'ls-tree', '-r', '-z', '--full-tree', commit], { cwd: this.dir, env: this.env(), whileRunning });
   }
 
   /** The directories of `commit` (recursively, or only `paths` among them). */

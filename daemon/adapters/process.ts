@@ -20,6 +20,8 @@ export interface RunOptions {
   readonly detached?: boolean;
   /** Called with the child's pid once it has started. */
   readonly onSpawn?: (pid: number) => void;
+  /** Work of the caller's to do while the command runs, once it has started (runBuffer without a timeout). */
+  readonly whileRunning?: () => void;
 }
 
 export interface RunResult<T> {
@@ -172,6 +174,7 @@ async function throughFiles(argv: readonly string[], env: Readonly<Record<string
       child.stderr!.on('data', (b: Buffer) => err.push(b));
       child.on('error', (e) => reject(new ProcessError(argv, undefined, e.message)));
       child.on('close', (c) => resolve({ code: c, stderr: Buffer.concat(err).toString() }));
+      opts.whileRunning?.();
     }).finally(async () => {
       await fin.close();
       await fout.close();

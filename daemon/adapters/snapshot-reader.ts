@@ -11,7 +11,7 @@ import { SnapshotCache } from './snapshot-cache.js';
 import type { KeyMemo, MemoPipeline } from '../core/key-memo.js';
 import { Annex } from './annex.js';
 import { annexKeyInBlob, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
-import { loadSpec, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
+import { loadSpec, loadSpecParsers, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
 import { CONTAINER_KEYS, containersOfConfig, DATALAD_CONFIG, type ContainerDef } from '../core/container.js';
 import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, treeEntry, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from '../core/tree.js';
 import { parseLsTree } from './git-format.js';
@@ -103,7 +103,8 @@ export class SnapshotReader {
    * at their recorded commit, so globs see their files too; those entries name their subdataset.
    */
   private async readTree(repo: GitRepo, commit: string, prefix: string, subdatasets: readonly SubdatasetRef[] | undefined): Promise<{ entries: TreeEntry[]; listing: Buffer; keys: (string | undefined)[] }> {
-    const raw = await repo.listFiles(commit);
+    // The specs are parsed next: their parsers load while git lists the tree.
+    const raw = await repo.listFiles(commit, prefix === '' ? loadSpecParsers : undefined);
     const listing = parseLsTree(raw);
     const keys = await this.annexKeysOf(listing, repo);
     const entries: TreeEntry[] = [];

@@ -64,7 +64,10 @@ export function pipelineSignature(spec: PipelineSpec, transformKey: string): str
 
 /** The input names and paths a datum reads. */
 export function inputsSignature(datum: Datum): string {
-  return datum.inputs.map((i) => `${i.name}\0${i.path}`).join('\0');
+  const inputs = datum.inputs;
+  // Most datums read one input: no array per datum for them (a memo holds 10^5).
+  if (inputs.length === 1) return inputs[0]!.name + '\0' + inputs[0]!.path;
+  return inputs.map((i) => `${i.name}\0${i.path}`).join('\0');
 }
 
 /** Whether `signature` is inputsSignature(datum), without building it (a re-plan asks for every datum). */

@@ -78,6 +78,12 @@ export const DEFAULT_DATUM_TRIES = 3;
 
 const specSchema = lazyValidator('spec', SPEC_SCHEMA);
 
+/** Loads the yaml parser and the spec validator now, rather than when the first spec is read (a plan does this while git lists the tree). */
+export function loadSpecParsers(): void {
+  yaml();
+  specSchema();
+}
+
 type Path = (string | number)[];
 
 /** Looks up the line of a node (or of the key naming it) in the YAML document. */
