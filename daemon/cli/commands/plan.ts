@@ -14,11 +14,13 @@ export function register(program: Command): void {
     .option('--no-fetch', "do not fetch the remotes' shared results first")
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { branch?: string; json?: boolean; fetch: boolean; cpuHourCost?: number }) => {
+      // The planner's modules load while git answers the questions before planning.
+      const planner = Promise.all([import('../../core/cost.js'), import('../../schedule/plan-at-head.js')]);
       const { fetchAllSharedResults } = await import('../../results/shared-ref.js');
       const ds = await openDataset(dir, o.branch);
       const [warnings, price] = await Promise.all([o.fetch ? fetchAllSharedResults(ds) : [], cpuHourCost(ds, o.cpuHourCost)]);
-      if (o.json) return planJson(ds, price, warnings);
-      const [{ forecastPlan }, { planAtHead }] = await Promise.all([import('../../core/cost.js'), import('../../schedule/plan-at-head.js')]);
+      if (o.json) return planJson(ds, price, warnings, planner);
+      const [{ forecastPlan }, { planAtHead }] = await planner;
       const { plan, index } = await planAtHead(ds);
       printPlan(plan);
       printForecast(forecastPlan(plan, index, price));
@@ -33,7 +35,7 @@ const exitCodeOf = (plan: Plan) => (plan.pipelines.some((p) => p.status === 'inv
  * `plan --json`, on one line (a plan of 100k datums is tens of megabytes, for programs and jq). Kept as it
  * is written out (adapters/plan-memo.ts): asked again with nothing changed, it is read back, not planned.
  */
-async function planJson(ds: Dataset, price: number | undefined, warnings: readonly string[]): Promise<void> {
+async function planJson(ds: Dataset, price: number | undefined, warnings: readonly string[], planner: Promise<[typeof import('../../core/cost.js'), typeof import('../../schedule/plan-at-head.js')]>): Promise<void> {
   const { PlanMemo } = await import('../../adapters/plan-memo.js');
   const memo = new PlanMemo(ds);
   const key = await memo.key({ cpuHourCost: price });
@@ -43,7 +45,7 @@ async function planJson(ds: Dataset, price: number | undefined, warnings: readon
     process.exitCode = Number(replayed.meta['exitCode'] ?? 0);
     return;
   }
-  const [{ forecastPlan }, { planAtHead }] = await Promise.all([import('../../core/cost.js'), import('../../schedule/plan-at-head.js')]);
+  const [{ forecastPlan }, { planAtHead }] = await planner;
   const { plan, index, planning } = await planAtHead(ds);
   const recorder = await memo.recorder(key);
   try {
