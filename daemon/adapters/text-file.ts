@@ -1,5 +1,5 @@
 /**
- * Writing large texts (a plan of 10^5 datums, a snapshot) to files: encoded once into a buffer that is
+ * Writing large texts (a plan of 10^5 datums) to files: encoded once into a buffer that is
  * reused, and hashed from it, rather than a new Buffer per piece (tens of megabytes outside the heap until
  * the next collection) or an encoding each for the hash and the file.
  */
