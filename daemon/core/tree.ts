@@ -53,6 +53,11 @@ class AnnexedEntry implements TreeEntry {
   get contentKey(): string {
     return comparableAnnexKey(this.annexKey);
   }
+
+  /** As JSON (a datum's files travel in job data and batch files), with the derived key: getters are not own properties. */
+  toJSON(): TreeEntry {
+    return plainEntry(this);
+  }
 }
 
 /** An entry as a plain object (its derived fields too), to copy or serialise. */

@@ -54,3 +54,14 @@ describe('snapshots', () => {
     expect(snap.byPath.get('a-b')?.oid).toBe('a-b');
   });
 });
+
+describe('snapshot entries', () => {
+  it('keep their content key through JSON, as job data and batch files carry them', async () => {
+    const { treeEntry } = await import('../../daemon/core/tree.js');
+    const annexed = treeEntry('raw/a.txt', '120000', 'a'.repeat(40), 'MD5E-s6--b1946ac92492d2347c6235b4d2611184.txt');
+    const inGit = treeEntry('code/run.sh', '100644', 'b'.repeat(40), undefined);
+    expect(annexed.contentKey).toBe('MD5E-s6--b1946ac92492d2347c6235b4d2611184');
+    expect(inGit.contentKey).toBe(`GIT-${'b'.repeat(40)}`);
+    for (const e of [annexed, inGit]) expect(JSON.parse(JSON.stringify({ files: [{ rel: '', entry: e }] })).files[0].entry).toEqual({ path: e.path, mode: e.mode, oid: e.oid, contentKey: e.contentKey, ...(e.annexKey ? { annexKey: e.annexKey } : {}) });
+  });
+});
