@@ -75,12 +75,12 @@ export function datumKey(transformKey: string, datum: Datum, identity: 'content'
     const each = datum.inputs.map((i) => inputJson(i, identity));
     inputs = each.sort((a, b) => (a < b ? -1 : 1)).join(',');
   }
-  return hashCanonical('["Datum",' + jsonString(transformKey) + ',[' + inputs + '],' + jsonString(identity === 'path' ? datum.name : '') + ']');
+  return hashCanonical('["Datum",' + jsonString(transformKey) + ',[' + inputs + '],' + (identity === 'path' ? jsonString(datum.name) : '""') + ']');
 }
 
 /** An input's JSON: [name, path or '', [[rel, content key], ...]]. */
 function inputJson(i: DatumInput, identity: 'content' | 'path'): string {
-  let s = '[' + jsonString(i.name) + ',' + jsonString(identity === 'path' ? i.path : '') + ',[';
+  let s = '[' + jsonString(i.name) + ',' + (identity === 'path' ? jsonString(i.path) : '""') + ',[';
   for (let f = 0; f < i.files.length; f++) s += (f ? ',[' : '[') + jsonString(i.files[f]!.rel) + ',' + jsonString(i.files[f]!.entry.contentKey) + ']';
   return s + ']]';
 }
