@@ -17,7 +17,8 @@ import type { Dataset } from './dataset.js';
 import { VERSION } from './install-dir.js';
 import { TextWriter } from './text-file.js';
 
-const FORMAT = 'minipach-plan-memo/1';
+// 2: plans kept before stop 25 may hold keys of unlocked files read with their pointer's newline.
+const FORMAT = 'minipach-plan-memo/2';
 
 /** The refs a plan reads besides the branch: results (shared ones too), run refs, git-annex branches. */
 const READ_REFS = ['refs/minipach/', 'refs/remotes/', 'refs/heads/git-annex'];
