@@ -33,15 +33,19 @@ export class PlanMemo {
     this.head = `${base}.head`;
   }
 
-  /** The key of a plan of the branch as it is now, with `options` (whatever else shapes the output). */
-  async key(options: unknown): Promise<string> {
-    const [refs, failures, config] = await Promise.all([
-      this.ds.repo.refs([this.ds.ref, ...READ_REFS]).then((rs) => rs.map((r) => `${r.ref} ${r.commit}`).join('\n')),
+  /**
+   * The key of a plan of the branch as it is now, with `options` (whatever else shapes the output), and the
+   * branch's head it was read at: the plan kept under this key must be the plan of that head.
+   */
+  async key(options: unknown): Promise<{ key: string; head: string | undefined }> {
+    const [listed, failures, config] = await Promise.all([
+      this.ds.repo.refs([this.ds.ref, ...READ_REFS]),
       readFile(path.join(this.ds.stateDir, 'failures.json')).catch(() => Buffer.alloc(0)),
       readFile(path.join(this.ds.gitDir, 'config')).catch(() => Buffer.alloc(0)),
     ]);
+    const refs = listed.map((r) => `${r.ref} ${r.commit}`).join('\n');
     const h = createHash('sha256').update(`${FORMAT}\0${VERSION}\0${JSON.stringify(options)}\0${refs}\0`);
-    return h.update(failures).update('\0').update(config).digest('hex');
+    return { key: h.update(failures).update('\0').update(config).digest('hex'), head: listed.find((r) => r.ref === this.ds.ref)?.commit };
   }
 
   /**

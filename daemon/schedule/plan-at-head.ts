@@ -21,8 +21,9 @@ export interface PlanAtHead {
  * When the plan would link results whose content no repository has, it plans again with those results
  * marked unavailable, so they are computed instead (the plan itself stays a pure function of its inputs).
  */
-export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), store = new ResultStore(ds)): Promise<PlanAtHead> {
-  const head = (await ds.repo.resolve(ds.ref))!;
+export async function planAtHead(ds: Dataset, reader = SnapshotReader.of(ds), store = new ResultStore(ds), at?: string): Promise<PlanAtHead> {
+  // `at`: the head as the caller read it (the kept plan's key names it); else the branch as it is now.
+  const head = at ?? (await ds.repo.resolve(ds.ref))!;
   // The index is read from the results refs and the history, the snapshot from the tree: side by side.
   const [snapshot, index] = await Promise.all([reader.read(head), store.load(head)]);
   const [specs, memo] = await Promise.all([reader.readSpecs(snapshot), reader.keyMemo(head)]);

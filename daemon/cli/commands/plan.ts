@@ -38,7 +38,7 @@ const exitCodeOf = (plan: Plan) => (plan.pipelines.some((p) => p.status === 'inv
 async function planJson(ds: Dataset, price: number | undefined, warnings: readonly string[], planner: Promise<[typeof import('../../core/cost.js'), typeof import('../../schedule/plan-at-head.js')]>): Promise<void> {
   const { PlanMemo } = await import('../../adapters/plan-memo.js');
   const memo = new PlanMemo(ds);
-  const key = await memo.key({ cpuHourCost: price });
+  const { key, head } = await memo.key({ cpuHourCost: price });
   const replayed = await memo.replay(key, process.stdout);
   if (replayed) {
     await writeOut([...jsonFields({ warnings, planning: { snapshot: 'memo', hashed: 0 } }), '}\n']);
@@ -46,7 +46,8 @@ async function planJson(ds: Dataset, price: number | undefined, warnings: readon
     return;
   }
   const [{ forecastPlan }, { planAtHead }] = await planner;
-  const { plan, index, planning } = await planAtHead(ds);
+  // The head the key was read at: what is kept under the key is the plan of that commit.
+  const { plan, index, planning } = await planAtHead(ds, undefined, undefined, head);
   const recorder = await memo.recorder(key);
   try {
     for (const piece of planJsonPieces(plan, { forecast: forecastPlan(plan, index, price) }, { close: false })) {
