@@ -57,18 +57,18 @@ export function datumJson(d: DatumPlan): string {
   return s + '}';
 }
 
-/** A reason as JSON: most datums of a plan share theirs ('new datum', 'outputs are current'). */
+/** The last reason written and its JSON: most datums of a plan share theirs ('new datum', 'outputs are current'). */
+let lastReason = { text: '', json: '""' };
+
 function reasonJson(reason: string): string {
   if (reason !== lastReason.text) lastReason = { text: reason, json: jsonString(reason) };
   return lastReason.json;
 }
-let lastReason = { text: '', json: '""' };
 
 /** `,"key":value` for each defined field: the rest of an object whose first fields are already out. */
 export function* jsonFields(fields: Record<string, unknown>): Generator<string> {
   for (const [k, v] of Object.entries(fields)) if (v !== undefined) yield `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
 }
-
 
 /** Writes pieces to stdout, waiting whenever the pipe is full (so they are not all held in memory). */
 export async function writeOut(pieces: Iterable<string>): Promise<void> {
