@@ -23,6 +23,27 @@ const FORMAT = 'minipach-plan-memo/2';
 /** The refs a plan reads besides the branch: results (shared ones too), run refs, git-annex branches. */
 const READ_REFS = ['refs/minipach/', 'refs/remotes/', 'refs/heads/git-annex'];
 
+/**
+ * A key of what a plan of the branch is read from, as the kept plan's key is, but without the refs that only
+ * carry work in progress (run refs, Slurm reports, imports): those change with every hand-in while the plan
+ * at the head does not. The daemon's dashboard keeps its plan while this key holds.
+ */
+export async function planStateKey(ds: Dataset): Promise<string> {
+  return (await stateKey(ds, ['refs/minipach/results', 'refs/minipach/remotes/', 'refs/remotes/', 'refs/heads/git-annex'], null)).key;
+}
+
+/** A hash of the branch's head, the refs under `prefixes`, the failures file, the clone's config and `options`; and the head. */
+async function stateKey(ds: Dataset, prefixes: readonly string[], options: unknown): Promise<{ key: string; head: string | undefined }> {
+  const [listed, failures, config] = await Promise.all([
+    ds.repo.refs([ds.ref, ...prefixes]),
+    readFile(path.join(ds.stateDir, 'failures.json')).catch(() => Buffer.alloc(0)),
+    readFile(path.join(ds.gitDir, 'config')).catch(() => Buffer.alloc(0)),
+  ]);
+  const refs = listed.map((r) => `${r.ref} ${r.commit}`).join('\n');
+  const h = createHash('sha256').update(`${FORMAT}\0${VERSION}\0${JSON.stringify(options)}\0${refs}\0`);
+  return { key: h.update(failures).update('\0').update(config).digest('hex'), head: listed.find((r) => r.ref === ds.ref)?.commit };
+}
+
 export class PlanMemo {
   private readonly body: string;
   private readonly head: string;
@@ -37,15 +58,8 @@ export class PlanMemo {
    * The key of a plan of the branch as it is now, with `options` (whatever else shapes the output), and the
    * branch's head it was read at: the plan kept under this key must be the plan of that head.
    */
-  async key(options: unknown): Promise<{ key: string; head: string | undefined }> {
-    const [listed, failures, config] = await Promise.all([
-      this.ds.repo.refs([this.ds.ref, ...READ_REFS]),
-      readFile(path.join(this.ds.stateDir, 'failures.json')).catch(() => Buffer.alloc(0)),
-      readFile(path.join(this.ds.gitDir, 'config')).catch(() => Buffer.alloc(0)),
-    ]);
-    const refs = listed.map((r) => `${r.ref} ${r.commit}`).join('\n');
-    const h = createHash('sha256').update(`${FORMAT}\0${VERSION}\0${JSON.stringify(options)}\0${refs}\0`);
-    return { key: h.update(failures).update('\0').update(config).digest('hex'), head: listed.find((r) => r.ref === this.ds.ref)?.commit };
+  key(options: unknown): Promise<{ key: string; head: string | undefined }> {
+    return stateKey(this.ds, READ_REFS, options);
   }
 
   /**

@@ -18,7 +18,7 @@ import { SPEC_FILE } from '../core/spec.js';
 import { normalizeDatasetPath } from '../core/tree.js';
 import { PathEscapeError } from '../core/errors.js';
 import { explain } from '../results/explain.js';
-import { datasetOverview } from '../schedule/overview.js';
+import { OverviewSource } from '../schedule/overview.js';
 import { checkRedis, redisOptions, startEmbeddedRedis, type EmbeddedRedis } from '../adapters/redis.js';
 import { datumLabel, parseDatumLabel } from '../core/datum-label.js';
 import { readDatumLog } from '../exec/logs.js';
@@ -54,6 +54,8 @@ export class Daemon implements DaemonApi {
   private readonly listeners = new Set<(change: { dataset?: string; what: string }) => void>();
   /** Overviews being built or just built, per dataset and branch: a page and its live updates ask often. */
   private readonly overviews = new Map<string, { at: number; value: Promise<DatasetOverview> }>();
+  /** Per branch served: the part of its overview read from git, kept while the plan's inputs hold. */
+  private readonly overviewSources = new Map<Follower, OverviewSource>();
   url = '';
 
   private constructor(
@@ -217,7 +219,9 @@ export class Daemon implements DaemonApi {
         const value = (async () => {
           const jobs = (await this.queue.summaries()).filter((j) => j.dataset === f.name).map((j) => ({ key: j.key, state: j.state, attempts: j.attempts, ranOn: j.ranOn }));
           const runs = [...f.history.slice(-20), ...[f.current].filter((r) => r !== undefined)].reverse().map(runSummary);
-          return datasetOverview(f.ds, f.name, { jobs, runs });
+          let source = this.overviewSources.get(f);
+          if (!source) this.overviewSources.set(f, (source = new OverviewSource(f.ds, f.name)));
+          return source.overview({ jobs, runs });
         })();
         this.overviews.set(id, { at: Date.now(), value });
         value.catch(() => this.overviews.delete(id));
