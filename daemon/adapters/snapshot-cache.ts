@@ -13,17 +13,17 @@ import { MemoPipeline } from '../core/key-memo.js';
 import { MODE_GITLINK, treeEntry, type TreeEntry } from '../core/tree.js';
 import { parseLsTree } from './git-format.js';
 
+/**
+ * 4: a snapshot is stored as its files as `git ls-tree -r -z` lists them (the listing a whole read got from
+ * git, kept as it came, or written out for a snapshot made from a diff), then each file's annex key or '' in
+ * the same order, each followed by a NUL (which no git path or key holds). The content keys are derived again
+ * on load.
+ */
 const FORMAT = 'minipach-snapshot/4';
 
 /** Snapshots kept: the last few commits planned (a re-plan, a branch and its base, a rebase). */
 const KEEP = 3;
 
-/**
- * A snapshot as stored: its files as `git ls-tree -r -z` lists them (the listing a whole read got from git,
- * kept as it came, or written out for a snapshot made from a diff), then each file's annex key or '' in the
- * same order, each followed by a NUL (which no git path or key holds). The content keys are derived again
- * on load.
- */
 /** One pipeline of a key memo as stored: [name, signature, names, inputs, keys, markers] (its columns). */
 type KeysRow = [string, string, string[], string[], string[], string[]];
 

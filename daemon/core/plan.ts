@@ -20,7 +20,6 @@ import {
 import type { FailureRecord, ResultIndex, ResultRecord } from './result-index.js';
 import { pfsInputs, SPEC_FILE, type PipelineSpec } from './spec.js';
 import { PlannedDatum, type DatumPlan } from './datum-plan.js';
-import { PendingKeys } from './pending-keys.js';
 import { awaitedDatums, blockedBehind, UnsettledIndex, type Unsettled } from './upstream.js';
 import { entriesUnder, isAtOrBelow, type TreeEntry, type TreeSnapshot } from './tree.js';
 import { datumLabel } from './datum-label.js';
@@ -71,7 +70,7 @@ export function planDataset({ snapshot, specs, index, memo, containers = new Map
   const order = topologicalOrder(names, upstreamOf);
   const outputs = new PipelineOutputs(snapshot);
   const byName = new Map<string, PipelinePlan>();
-  const pendingByKey = new PendingKeys();
+  const pendingByKey = new Map<string, DatumPlan>();
   const previous = new PreviousResults(index);
   // Only pipelines something reads need their unsettled outputs listed (10^5 of them, else for nothing).
   const unsettled = new Map<string, readonly Unsettled[]>();
@@ -114,7 +113,7 @@ interface PlanContext {
   readonly outputs: PipelineOutputs;
   readonly byName: ReadonlyMap<string, PipelinePlan>;
   /** Datum key -> the first datum of this plan that computes it; later ones link to it. */
-  readonly pendingByKey: PendingKeys;
+  readonly pendingByKey: Map<string, DatumPlan>;
   readonly previous: PreviousResults;
   /** Pipeline -> the parts of its outputs that are about to change (or cannot, their cause having failed). */
   readonly unsettled: Map<string, readonly Unsettled[]>;
