@@ -18,7 +18,8 @@ import { VERSION } from './install-dir.js';
 import { TextWriter } from './text-file.js';
 
 // 2: plans kept before stop 25 may hold keys of unlocked files read with their pointer's newline.
-const FORMAT = 'minipach-plan-memo/2';
+// 3: new datums' markers go to the shard directories (core/identity.ts markerPath).
+const FORMAT = 'minipach-plan-memo/3';
 
 /** The refs a plan reads besides the branch: results (shared ones too), run refs, git-annex branches. */
 const READ_REFS = ['refs/minipach/', 'refs/remotes/', 'refs/heads/git-annex'];

@@ -97,17 +97,55 @@ export const BOOKKEEPING_DIR = '.minipach';
  * The marker file recording which datum key produced the outputs now at a datum's path. Its content is a
  * function of (pipeline, datum, key) alone, so the planner can tell "current" from the blob id in the tree
  * without reading any blob.
+ *
+ * Markers are spread over 256 shard directories, `.minipach/shards/<xx>/<name>.datum`: each run commit
+ * writes a new version of every directory on its marker's path, and git writes a tree object whole, so
+ * one flat directory of 10^5 markers cost each result a 10^5-entry tree (half of integrating it). Markers
+ * written before the shards, `.minipach/datums/<name>.datum`, are still read, and stay where they are.
  */
 export function markerPath(pipeline: string, datumName: string): string {
-  return datumName === '' ? `${pipeline}/${BOOKKEEPING_DIR}/root.datum` : `${pipeline}/${BOOKKEEPING_DIR}/datums/${datumName}.datum`;
+  return datumName === '' ? `${pipeline}/${BOOKKEEPING_DIR}/root.datum` : `${pipeline}/${BOOKKEEPING_DIR}/${SHARDS_DIR}/${markerShard(datumName)}/${datumName}.datum`;
 }
 
-/** The datum name a marker path records, or undefined if the path is not a marker of `pipeline`. */
+const SHARDS_DIR = 'shards';
+const LEGACY_MARKERS_DIR = 'datums';
+
+/**
+ * A datum name's marker shard: two hex digits, the low byte of the 32-bit FNV-1a hash of the name's UTF-8
+ * bytes with its high bits folded in (a cryptographic hash here costs 0.1 s per 10^5 names, for a layout).
+ */
+export function markerShard(datumName: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < datumName.length; i++) {
+    const c = datumName.charCodeAt(i);
+    if (c > 0x7f) {
+      for (const b of new TextEncoder().encode(datumName.slice(i))) h = Math.imul(h ^ b, 0x01000193);
+      break;
+    }
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h ^= h >>> 8;
+  return HEX_BYTE[h & 0xff]!;
+}
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** The datum name a marker path records (either layout), or undefined if the path is not a marker of `pipeline`. */
 export function datumNameOfMarker(pipeline: string, path: string): string | undefined {
-  if (path === `${pipeline}/${BOOKKEEPING_DIR}/root.datum`) return '';
-  const prefix = `${pipeline}/${BOOKKEEPING_DIR}/datums/`;
-  if (path.startsWith(prefix) && path.endsWith('.datum')) return path.slice(prefix.length, -'.datum'.length);
+  const dir = `${pipeline}/${BOOKKEEPING_DIR}/`;
+  if (!path.startsWith(dir) || !path.endsWith('.datum')) return undefined;
+  const rest = path.slice(dir.length, -'.datum'.length);
+  if (rest === 'root') return '';
+  if (rest.startsWith(`${SHARDS_DIR}/`) && rest.length > SHARDS_DIR.length + 4 && rest[SHARDS_DIR.length + 3] === '/' && isHexByte(rest, SHARDS_DIR.length + 1)) {
+    return rest.slice(SHARDS_DIR.length + 4);
+  }
+  if (rest.startsWith(`${LEGACY_MARKERS_DIR}/`) && rest.length > LEGACY_MARKERS_DIR.length + 1) return rest.slice(LEGACY_MARKERS_DIR.length + 1);
   return undefined;
+}
+
+function isHexByte(s: string, at: number): boolean {
+  return /^[0-9a-f]{2}$/.test(s.slice(at, at + 2));
 }
 
 export function markerContent(pipeline: string, datumName: string, key: string): string {

@@ -12,7 +12,7 @@
 import { UsageError } from '../core/errors.js';
 import { pool } from '../core/pool.js';
 import { datumLabel } from '../core/datum-label.js';
-import { BOOKKEEPING_DIR, datumNameOfMarker, datumOutputs, markerPath, outputDir } from '../core/identity.js';
+import { BOOKKEEPING_DIR, datumNameOfMarker, datumOutputs, outputDir } from '../core/identity.js';
 import { parseDataladRecord, parseRecords } from '../core/record.js';
 import type { ExplainedDatum, ExplainedFile, Explanation } from '../core/provenance.js';
 import type { ResultRecord } from '../core/result-index.js';
@@ -54,7 +54,7 @@ class Explainer {
     return this.ds.repo.lastChanges(commit, paths);
   }
 
-  /** Datum name -> output dir of a pipeline's markers at `commit`. */
+  /** Datum name -> the path of its marker, for a pipeline's markers at `commit` (either layout). */
   private async markersAt(commit: string, pipeline: string): Promise<Map<string, string>> {
     const id = `${commit}:${pipeline}`;
     let m = this.markers.get(id);
@@ -62,7 +62,7 @@ class Explainer {
       m = new Map();
       for (const e of await this.ds.repo.lsTree(commit, [`${pipeline}/${BOOKKEEPING_DIR}`])) {
         const name = datumNameOfMarker(pipeline, e.path);
-        if (name !== undefined) m.set(name, outputDir(pipeline, name));
+        if (name !== undefined && !m.has(name)) m.set(name, e.path);
       }
       this.markers.set(id, m);
     }
@@ -77,12 +77,14 @@ class Explainer {
     const producer = new Map<string, { pipeline: string; datum: string; marker: string }>();
     for (const p of paths) {
       const pipeline = p.split('/')[0]!;
+      const markers = await this.markersAt(commit, pipeline);
       let best: string | undefined;
-      for (const [name, dir] of await this.markersAt(commit, pipeline)) {
+      for (const name of markers.keys()) {
+        const dir = outputDir(pipeline, name);
         const isOutput = datumOutputs([{ path: p }], pipeline, dir).length > 0; // never spec.yml or the bookkeeping dir
         if (isOutput && (best === undefined || dir.length > outputDir(pipeline, best).length)) best = name;
       }
-      if (best !== undefined) producer.set(p, { pipeline, datum: best, marker: markerPath(pipeline, best) });
+      if (best !== undefined) producer.set(p, { pipeline, datum: best, marker: markers.get(best)! });
     }
     const writers = await this.lastChanges(commit, [...new Set([...producer.values()].map((x) => x.marker))]);
     const ids = new Map<string, string>();
