@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --planning | --slurm | --e2e [--no-loop] | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme | --readme-only]`: minipach beside Snakemake and a `datalad run`
+ * `npm run bench [-- --quick | --planning | --integrate | --slurm | --e2e [--no-loop] | --daemon-at N] [-- --out FILE] [-- --logs DIR] [-- --readme | --readme-only]`: minipach beside Snakemake and a `datalad run`
  * loop, on the same generated workloads, in one run. Prints one table; writes the same figures as JSON;
  * with --readme, regenerates the README's performance section from that JSON.
  */
@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { QUEUE_NAME } from '../daemon/queue/datum-queue.js';
 import { redisOptions } from '../daemon/adapters/redis.js';
 import { addCountSpec, changeOneFile, ENV, plainFiles, planningDataset, runDataset, subjects } from './workloads.js';
+import { integrateAtOnce } from './integrate.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'bin/minipach.js');
@@ -149,6 +150,34 @@ async function throughSlurm(root: string, n: number) {
     figures.push({ id: `slurm-last-task-${n}`, figure: 'Slurm: from the last task ending to the results on the branch (the schedule done)', unit: 's', minipach: (ended - lastEnd) / 1000, note: "Slurm's EndTime has one-second resolution" });
   } finally {
     await cluster.stop();
+  }
+}
+
+/**
+ * Integrating n results in one call (bench/integrate.ts) at each size, the cost per result beside the
+ * smallest size's (how it grows with what the branch already holds), and the plan after it.
+ */
+async function integration(root: string, sizes: number[]) {
+  const smallest = sizes[0]!;
+  let first = 0;
+  for (const n of sizes) {
+    log(`integrating ${n} results at once`);
+    const r = await integrateAtOnce(root, n);
+    const perResult = (r.seconds / n) * 1000;
+    if (n === smallest) first = perResult;
+    figures.push({ id: `integrate-${n}`, figure: `integrating ${n} results at once (${n} run commits in one fast-import, the branch, its working tree, the results ref)`, unit: 's', minipach: r.seconds });
+    figures.push({
+      id: `integrate-per-result-${n}`,
+      figure: `integrating ${n} results at once, per result`,
+      unit: 'ms',
+      minipach: perResult,
+      ...(n === smallest ? {} : { peer: `at ${smallest}`, peerValue: first, ratio: first / perResult, target: '<= 1.5x of the smallest (not O(results) per result)', met: perResult <= 1.5 * first }),
+    });
+    const replan = await measure(['node', BIN, 'plan', '--json'], r.dir);
+    const actions = new Set((JSON.parse(replan.stdout) as { pipelines: { datums: { action: string }[] }[] }).pipelines.flatMap((p) => p.datums.map((d) => d.action)));
+    if (actions.size !== 1 || !actions.has('skip')) throw new Error(`after integrating ${n} results the plan still has ${[...actions].join(', ')}`);
+    figures.push({ id: `integrate-replan-${n}`, figure: `re-plan after integrating ${n} results at once (every datum current)`, unit: 's', minipach: replan.wall });
+    rmSync(r.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 }
 
@@ -395,6 +424,9 @@ async function main() {
     } else if (args.includes('--planning')) {
       // Only the planning figures (the planning-at-100k issue).
       await planning(root, [1000, 10_000, 100_000], 3, 10_000);
+    } else if (args.includes('--integrate')) {
+      // Only integrating results at once (the planning-at-100k issue's item 4).
+      await integration(root, [1000, 10_000]);
     } else if (args.includes('--e2e')) {
       // Only the end-to-end figures (the native executor's issue), at every size.
       // --no-loop leaves out the `datalad run` loop (minutes, and its figure does not move).
@@ -403,11 +435,13 @@ async function main() {
       await endToEnd(root, 10_000, { peers: false, loop: false, daemon: false });
     } else if (quick) {
       await planning(root, [1000], 1, 1000);
+      await integration(root, [100, 1000]);
       await endToEnd(root, 10, { peers: true, loop: true, daemon: true });
       await dedup(root, 10);
       await eventLatency(root, 3);
     } else {
       await planning(root, [1000, 10_000, 100_000], 3, 10_000);
+      await integration(root, [1000, 10_000]);
       await endToEnd(root, 500, { peers: true, loop: true, daemon: true });
       await endToEnd(root, 2000, { peers: true, loop: false, daemon: true });
       await endToEnd(root, 10_000, { peers: false, loop: false, daemon: false });
