@@ -14,6 +14,8 @@ import { fastImportStream, parseBatchCheck, parseCatFileBatch, parseCatFileInOrd
 export { fastImportPath, fastImportStream, parseCatFileBatch, parseLsTree, type CommitSpec, type FetchOptions, type FetchOutcome, type FileChange, type IndexChange, type LsTreeEntry, type PushOutcome, type TreeChange } from './git-format.js';
 
 const lastLines = (s: string, n: number) => s.trim().split('\n').slice(-n).join(' ');
+// Empty commands are no filter to git: files are written and compared as their blobs are.
+const NO_ANNEX_FILTER = ['-c', 'filter.annex.process=', '-c', 'filter.annex.smudge=', '-c', 'filter.annex.clean='];
 
 /**
  * One git repository. `gitDir` pins GIT_DIR: for a subdataset that may not be installed, whose directory
@@ -361,10 +363,11 @@ export class GitRepo {
   /**
    * Brings the checked-out working tree and index from `oldHead` to `newHead` as a fast-forward would
    * (`read-tree -m -u`, a two-way merge: local changes are kept, and a conflicting one stops the update).
-   * Returns git's complaint when it refused.
+   * Returns git's complaint when it refused. `annexFilter: false` leaves git-annex's filter out, for an update
+   * that writes no unlocked annexed file (docs/decisions.md, "Integrating at scale").
    */
-  async followCheckout(oldHead: string, newHead: string): Promise<string | undefined> {
-    const r = await this.gitUnchecked(['read-tree', '-m', '-u', oldHead, newHead]);
+  async followCheckout(oldHead: string, newHead: string, { annexFilter = true } = {}): Promise<string | undefined> {
+    const r = await this.gitUnchecked([...(annexFilter ? [] : NO_ANNEX_FILTER), 'read-tree', '-m', '-u', oldHead, newHead]);
     return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n')[0] ?? 'refused';
   }
 

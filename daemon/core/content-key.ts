@@ -49,6 +49,11 @@ export function annexKeyFromPointer(content: string): string | undefined {
   return isAnnexKey(key) && !key.includes('/') ? key : undefined;
 }
 
+/** Whether a file's bytes may be an unlocked annexed file's pointer (what git-annex's smudge filter replaces). */
+export function isAnnexPointer(bytes: Buffer | string): boolean {
+  return typeof bytes === 'string' ? bytes.startsWith('/annex/objects/') : bytes.length >= ANNEX_OBJECTS.length && holdsAt(bytes, ANNEX_OBJECTS, 0);
+}
+
 /** Pointer files are tiny; only blobs under this size can be one, so only those are read. */
 export const MAX_POINTER_SIZE = 1024;
 

@@ -42,7 +42,7 @@ export async function syncBranch(ds: Dataset): Promise<string | undefined> {
   if (!remoteHead || remoteHead === local) return undefined;
   if (!local || (await ds.repo.isAncestor(local, remoteHead))) {
     await ds.repo.moveRef(ds.ref, remoteHead, local, `minipach: fast-forward to ${ds.remote}/${ds.branch}`);
-    return local ? followInWorkingTree(ds, local, remoteHead) : undefined;
+    return local ? followInWorkingTree(ds, local, remoteHead, WITH_FILTER) : undefined;
   }
   // Local is ahead: an earlier publish pushed nothing (the remote was unreachable). Push it now.
   if (await ds.repo.isAncestor(remoteHead, local)) {
@@ -56,11 +56,24 @@ export async function syncBranch(ds: Dataset): Promise<string | undefined> {
  * Moves the branch from `expected` to `tip`. Throws BranchMovedError when somebody got there first (the
  * caller re-plans on the new head and integrates again).
  */
-export async function publishBranch(ds: Dataset, tip: string, expected: string, reason: string): Promise<string | undefined> {
+export async function publishBranch(ds: Dataset, tip: string, expected: string, reason: string, { writesAnnexPointers = WITH_FILTER }: PublishOptions = {}): Promise<string | undefined> {
   if (ds.remote) await pushBranch(ds, tip);
   await ds.repo.moveRef(ds.ref, tip, expected, reason);
   const annexWarning = ds.remote && ds.storage ? await pushAnnexBranch(ds) : undefined;
-  return [await followInWorkingTree(ds, expected, tip), annexWarning].filter(Boolean).join('; ') || undefined;
+  return [await followInWorkingTree(ds, expected, tip, writesAnnexPointers), annexWarning].filter(Boolean).join('; ') || undefined;
+}
+
+/** Commits of unknown content (someone's push): they may write unlocked annexed files. */
+const WITH_FILTER = async () => true;
+
+export interface PublishOptions {
+  /**
+   * Whether the new commits write an unlocked annexed file (a pointer file), asked only when a working tree
+   * follows the branch. When they do not, it follows without git-annex's filter: with it, git hands every
+   * file written in the same second as the index to git-annex again at the next update (git's racy-clean
+   * check), 2-3 ms a file, which made moving the working tree most of an integration's time.
+   */
+  readonly writesAnnexPointers?: () => Promise<boolean>;
 }
 
 /**
@@ -122,9 +135,9 @@ export async function dropRunRefs(ds: Dataset, keys: readonly string[], remote =
  * When the branch is checked out here, update index and files from the old head to the new one; local
  * changes are kept, and a conflicting one stops the update with a message saying what to do.
  */
-async function followInWorkingTree(ds: Dataset, oldHead: string, newHead: string): Promise<string | undefined> {
+async function followInWorkingTree(ds: Dataset, oldHead: string, newHead: string, writesAnnexPointers: () => Promise<boolean>): Promise<string | undefined> {
   if (ds.bare || (await ds.repo.currentBranch()) !== ds.branch) return undefined;
-  const refused = await ds.repo.followCheckout(oldHead, newHead);
+  const refused = await ds.repo.followCheckout(oldHead, newHead, { annexFilter: await writesAnnexPointers() });
   if (refused === undefined) return undefined;
   return (
     `the branch ${ds.branch} moved to ${newHead.slice(0, 12)}, but your working tree has uncommitted changes that conflict ` +

@@ -10,7 +10,7 @@ import type { OutputEntry } from '../exec/outcome.js';
 import { publishBranch } from './branch.js';
 import { faultPoint } from '../adapters/fault.js';
 import { datumLabel } from '../core/datum-label.js';
-import { retargetAnnexLink } from '../core/content-key.js';
+import { isAnnexPointer, MAX_POINTER_SIZE, retargetAnnexLink } from '../core/content-key.js';
 import { datumOutputs, inputFingerprints, markerContent, type TransformIdentity } from '../core/identity.js';
 import type { DatumPlan } from '../core/plan.js';
 import { formatBatchMessage, formatRunMessage, transformFields, type DataladRunRecord, type LinkEntry, type MinipachRunFields, type RemoveEntry } from '../core/record.js';
@@ -95,7 +95,7 @@ export class Committer {
     const tip = ids.at(-1) ?? head;
     if (tip === head) return { head, commits };
     await faultPoint('integrate:before-publish');
-    const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`);
+    const worktreeWarning = await publishBranch(this.ds, tip, head, `minipach: integrate ${computed.length + links.length + removals.length} datums`, { writesAnnexPointers: () => this.writesAnnexPointers(specs) });
     await faultPoint('integrate:after-publish');
     // The results are on the branch (its history is the durable index); the results ref is the shared
     // copy, and one lost here is restored by `minipach reindex`.
@@ -113,6 +113,22 @@ export class Committer {
       return `${(e as Error).message}; the results are on the branch, and minipach reindex adds them to ${RESULTS_REF}`;
     }
     return this.ds.remote ? pushSharedResults(this.ds, this.ds.remote) : undefined;
+  }
+
+  /**
+   * Whether a regular file the commits write may be an unlocked annexed file's pointer (branch.ts
+   * PublishOptions). Markers and the native executor's outputs carry their bytes; other blobs are sized,
+   * and those small enough to be a pointer read: two processes at most.
+   */
+  private async writesAnnexPointers(specs: readonly CommitSpec[]): Promise<boolean> {
+    const unread = new Set<string>();
+    for (const c of specs.flatMap((s) => s.changes)) {
+      if ('remove' in c || (c.mode !== '100644' && c.mode !== '100755')) continue;
+      if (!('content' in c)) unread.add(c.oid);
+      else if (isAnnexPointer(c.content)) return true;
+    }
+    const small = [...(await this.ds.repo.objectSizes([...unread]))].filter(([, size]) => size <= MAX_POINTER_SIZE).map(([oid]) => oid);
+    return small.length > 0 && [...(await this.ds.repo.readBlobs(small)).values()].some(isAnnexPointer);
   }
 
   /**
