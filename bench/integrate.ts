@@ -19,8 +19,11 @@ export interface IntegrationFigures {
   readonly seconds: number;
 }
 
-/** Makes the dataset, plans it, integrates every datum's result in one go; returns the dataset's directory too. */
-export async function integrateAtOnce(root: string, n: number): Promise<IntegrationFigures & { dir: string }> {
+/**
+ * Makes the dataset, plans it, integrates every datum's result in one go (or `per` at a time, each on the
+ * last, as a schedule does while the rest compute); returns the dataset's directory too.
+ */
+export async function integrateAtOnce(root: string, n: number, per = n): Promise<IntegrationFigures & { dir: string }> {
   const dir = await planningDataset(root, n);
   const ds = await openDataset(dir);
   const { plan, head } = await planAtHead(ds);
@@ -29,8 +32,10 @@ export async function integrateAtOnce(root: string, n: number): Promise<Integrat
   if (!pipeline || !transform) throw new Error('the planning dataset has no ready count pipeline');
   const computed = pipeline.datums.filter((d) => d.action === 'compute').map((d) => result(d, transform, head));
   if (computed.length !== n) throw new Error(`planned ${computed.length} datums to compute, not ${n}`);
+  const committer = new Committer(ds);
   const start = performance.now();
-  await new Committer(ds).integrate(head, computed, [], []);
+  let at = head;
+  for (let i = 0; i < n; i += per) at = (await committer.integrate(at, computed.slice(i, Math.min(n, i + per)), [], [])).head;
   return { dir, results: n, seconds: (performance.now() - start) / 1000 };
 }
 
