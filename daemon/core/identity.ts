@@ -144,8 +144,10 @@ export function datumNameOfMarker(pipeline: string, path: string): string | unde
   return undefined;
 }
 
+/** Two lowercase hex digits at `at` (asked of every marker a re-plan reads: no slice or regex). */
 function isHexByte(s: string, at: number): boolean {
-  return /^[0-9a-f]{2}$/.test(s.slice(at, at + 2));
+  const hex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66);
+  return hex(s.charCodeAt(at)) && hex(s.charCodeAt(at + 1));
 }
 
 export function markerContent(pipeline: string, datumName: string, key: string): string {
