@@ -10,7 +10,7 @@ import type { Dataset } from './dataset.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import type { KeyMemo, MemoPipeline } from '../core/key-memo.js';
 import { Annex } from './annex.js';
-import { annexKeyInBlob, comparableAnnexKey, gitContentKey, MAX_POINTER_SIZE } from '../core/content-key.js';
+import { annexKeyInBlob, contentKeyOf, MAX_POINTER_SIZE } from '../core/content-key.js';
 import { loadSpec, loadSpecParsers, SPEC_FILE, type PipelineSpec } from '../core/spec.js';
 import { CONTAINER_KEYS, containersOfConfig, DATALAD_CONFIG, type ContainerDef } from '../core/container.js';
 import { makeSnapshot, MODE_GITLINK, MODE_SYMLINK, treeEntry, type SubdatasetRef, type TreeEntry, type TreeSnapshot } from '../core/tree.js';
@@ -162,7 +162,7 @@ export class SnapshotReader {
    */
   async keysOf(entries: readonly LsTreeEntry[]): Promise<Map<LsTreeEntry, { contentKey: string; annexKey?: string }>> {
     const keys = await this.annexKeysOf(entries, this.repo);
-    return new Map(entries.map((e, i) => [e, { contentKey: keys[i] ? comparableAnnexKey(keys[i]) : gitContentKey(e.oid), annexKey: keys[i] }]));
+    return new Map(entries.map((e, i) => [e, { contentKey: contentKeyOf(e.oid, keys[i]), annexKey: keys[i] }]));
   }
 
   /**

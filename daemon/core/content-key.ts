@@ -95,6 +95,11 @@ export function gitContentKey(oid: string): string {
   return `GIT-${oid}`;
 }
 
+/** A file's content key: its annex key's (without a `*E` backend's extension), else its blob id's. */
+export function contentKeyOf(oid: string, annexKey: string | undefined): string {
+  return annexKey ? comparableAnnexKey(annexKey) : gitContentKey(oid);
+}
+
 /**
  * The relative symlink an annexed file at `path` needs to reach the object store, given any other link
  * target for the same key (the part from `.git/annex/objects/` on is path-independent).

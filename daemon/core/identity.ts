@@ -146,8 +146,23 @@ export function datumNameOfMarker(pipeline: string, path: string): string | unde
 
 /** Two lowercase hex digits at `at` (asked of every marker a re-plan reads: no slice or regex). */
 function isHexByte(s: string, at: number): boolean {
-  const hex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66);
-  return hex(s.charCodeAt(at)) && hex(s.charCodeAt(at + 1));
+  return isHexDigit(s.charCodeAt(at)) && isHexDigit(s.charCodeAt(at + 1));
+}
+
+const isHexDigit = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66);
+
+/**
+ * A pipeline's markers among `entries` (files under its bookkeeping directory), by the datum they record.
+ * A datum with markers in both layouts (only a merge of histories written before and after the shards can
+ * make one) keeps the first in path order, the older layout's.
+ */
+export function markersByDatum<E extends { readonly path: string }>(pipeline: string, entries: Iterable<E>): Map<string, E> {
+  const out = new Map<string, E>();
+  for (const e of entries) {
+    const name = datumNameOfMarker(pipeline, e.path);
+    if (name !== undefined && !out.has(name)) out.set(name, e);
+  }
+  return out;
 }
 
 export function markerContent(pipeline: string, datumName: string, key: string): string {

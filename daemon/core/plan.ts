@@ -11,6 +11,7 @@ import {
   datumNameOfMarker,
   inputFingerprints,
   markerOid,
+  markersByDatum,
   MissingCodePath,
   outputDir,
   transformIdentity,
@@ -241,18 +242,9 @@ function planPipeline(spec: PipelineSpec, upstream: readonly string[], ctx: Plan
   return { name: spec.name, file: spec.file, status: 'ready', notes, upstream, spec, transform, datums: awaited.plans.length ? [...plans, ...awaited.plans] : plans, unforeseen: awaited.unforeseen };
 }
 
-/**
- * A pipeline's markers by the datum they record. A datum with a marker in both layouts (identity.ts; only
- * a merge of histories written before and after the shards can make one) keeps the first in path order,
- * the older layout's.
- */
+/** A pipeline's markers by the datum they record. */
 function markersOf(snapshot: TreeSnapshot, pipeline: string): Map<string, TreeEntry> {
-  const out = new Map<string, TreeEntry>();
-  for (const m of entriesUnder(snapshot, `${pipeline}/${BOOKKEEPING_DIR}`)) {
-    const datumName = datumNameOfMarker(pipeline, m.path);
-    if (datumName !== undefined && !out.has(datumName)) out.set(datumName, m);
-  }
-  return out;
+  return markersByDatum(pipeline, entriesUnder(snapshot, `${pipeline}/${BOOKKEEPING_DIR}`));
 }
 
 function describe(d: Datum): string {

@@ -12,7 +12,7 @@
 import { UsageError } from '../core/errors.js';
 import { pool } from '../core/pool.js';
 import { datumLabel } from '../core/datum-label.js';
-import { BOOKKEEPING_DIR, datumNameOfMarker, datumOutputs, outputDir } from '../core/identity.js';
+import { BOOKKEEPING_DIR, datumOutputs, markersByDatum, outputDir } from '../core/identity.js';
 import { parseDataladRecord, parseRecords } from '../core/record.js';
 import type { ExplainedDatum, ExplainedFile, Explanation } from '../core/provenance.js';
 import type { ResultRecord } from '../core/result-index.js';
@@ -59,11 +59,8 @@ class Explainer {
     const id = `${commit}:${pipeline}`;
     let m = this.markers.get(id);
     if (!m) {
-      m = new Map();
-      for (const e of await this.ds.repo.lsTree(commit, [`${pipeline}/${BOOKKEEPING_DIR}`])) {
-        const name = datumNameOfMarker(pipeline, e.path);
-        if (name !== undefined && !m.has(name)) m.set(name, e.path);
-      }
+      const found = markersByDatum(pipeline, await this.ds.repo.lsTree(commit, [`${pipeline}/${BOOKKEEPING_DIR}`]));
+      m = new Map([...found].map(([name, e]) => [name, e.path]));
       this.markers.set(id, m);
     }
     return m;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { datumNameOfMarker, markerPath, markerShard } from '../../daemon/core/identity.js';
+import { datumNameOfMarker, markerPath, markersByDatum, markerShard } from '../../daemon/core/identity.js';
 import { planDataset } from '../../daemon/core/plan.js';
 import { EMPTY_INDEX } from '../../daemon/core/result-index.js';
 import { fakeSnapshot, specs } from '../helpers/fake-tree.js';
@@ -30,6 +30,16 @@ describe('marker layout', () => {
     for (const notMarker of ['count/.minipach/shards/zz/a.datum', 'count/.minipach/shards/ab.datum', 'count/.minipach/shards/ab/.datum', 'count/.minipach/datums/.datum', 'count/.minipach/other/a.datum', 'count/a.datum', 'count/.minipach/shards/ab/a.txt']) {
       expect(datumNameOfMarker('count', notMarker)).toBeUndefined();
     }
+  });
+
+  it('groups markers by datum, and keeps the older layout\'s where a datum has one in each', () => {
+    const paths = ['count/.minipach/datums/a.datum', 'count/.minipach/root.datum', markerPath('count', 'a'), markerPath('count', 'b'), 'count/.minipach/notes.txt'];
+    const found = markersByDatum('count', paths.map((path) => ({ path })));
+    expect([...found].map(([name, e]) => [name, e.path])).toEqual([
+      ['a', 'count/.minipach/datums/a.datum'],
+      ['', 'count/.minipach/root.datum'],
+      ['b', markerPath('count', 'b')],
+    ]);
   });
 
   it('spreads 10^4 subjects over all 256 shards, none with more than twice its share', () => {
